@@ -21,7 +21,6 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tomli_w
-
 from trackops.core.wire import PackageStatus
 
 __all__ = [
@@ -496,9 +495,7 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         email=sell_r.str("email", ""),
         daily_limit=sell_r.int("daily_limit", 100, minimum=0, maximum=1_000_000),
         channels=sell_r.str_list("channels", ("email",)),
-        statuses=sell_r.statuses(
-            "statuses", (PackageStatus.ALERT, PackageStatus.UNDELIVERED)
-        ),
+        statuses=sell_r.statuses("statuses", (PackageStatus.ALERT, PackageStatus.UNDELIVERED)),
     )
     sell_r.done()
     raw_conditions = notes_r.raw("conditions") or []
@@ -590,7 +587,9 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
     )
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, *, required: bool = False) -> Settings:
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, required: bool = False
+) -> Settings:
     """Load settings from ``path`` (resolved with ``resolve_config_path``).
 
     A missing file gives the defaults unless ``required`` (or the path was given explicitly

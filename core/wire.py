@@ -367,7 +367,11 @@ class TrackInfo(msgspec.Struct, omit_defaults=True):
         """The most recent valid last-tracked time of any carrier, or ``None``."""
         times = [
             t
-            for t in (self.first_last_tracked, self.second_last_tracked, self.ecommerce_last_tracked)
+            for t in (
+                self.first_last_tracked,
+                self.second_last_tracked,
+                self.ecommerce_last_tracked,
+            )
             if t is not None
         ]
         return max(times) if times else None

@@ -1,0 +1,729 @@
+"""The ``trackops`` command.
+
+Every failure a user can cause (bad config, bad arguments, an API error, the network) ends as
+one line on stderr, ``trackops: error: ...``, and a non-zero exit; never a traceback. Exit
+codes: 0 done, 1 the work failed or was partly refused, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from trackops.core.config import ConfigError, Settings, load_settings, resolve_config_path
+from trackops.core.wire import PackageStatus, Rejected, TrackApiError, WireError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message says what was expected."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"trackops: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _status_arg(text: str) -> PackageStatus:
+    try:
+        return PackageStatus.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _carrier_arg(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(
+            f"carrier must be 17TRACK's numeric carrier code (e.g. 3011), not {text!r};"
+            " `trackops carriers NAME` finds it"
+        )
+    return int(text)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = _Parser(prog="trackops", description="Watch parcels through the 17TRACK API.")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $TRACKOPS_CONFIG, else ./trackops.toml)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("init", help="write a starter config file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    p = sub.add_parser("sandbox", help="run the local 17TRACK-compatible API (no key needed)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--key", default="sandbox", help="the API key clients must send (17token)")
+    p.add_argument("--webhook-url", help="where to push signed tracking updates")
+    p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
+    p.add_argument("--seed", type=int, default=0, help="seed for the simulated histories")
+
+    p = sub.add_parser("demo", help="sandbox + engine + dashboard, no key, no config")
+    p.add_argument("--speed", type=float, default=3600.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shipments", type=int, default=24)
+    p.add_argument("--headless", action="store_true", help="print events instead of the dashboard")
+    p.add_argument(
+        "--seconds", type=float, default=0, help="stop after this long (0 = until Ctrl-C)"
+    )
+
+    sub.add_parser("serve", help="the webhook listener, dispatcher (and Slack bot) until stopped")
+
+    p = sub.add_parser("register", help="register tracking numbers")
+    p.add_argument("numbers", nargs="*", metavar="NUMBER")
+    p.add_argument("--file", type=Path, help="one number per line, or a CSV with a header")
+    p.add_argument("--carrier", type=_carrier_arg)
+    p.add_argument("--final-carrier", type=_carrier_arg)
+    p.add_argument("--param", help="the carrier's extra parameter (postal code, phone, ...)")
+    p.add_argument("--tag")
+    p.add_argument("--order", help="your order number")
+    p.add_argument("--email", help="the buyer's email")
+    p.add_argument("--name", help="the buyer's name")
+    _json_flag(p)
+
+    p = sub.add_parser("status", help="one shipment with its events")
+    p.add_argument("number")
+    _json_flag(p)
+
+    p = sub.add_parser("list", help="shipments")
+    p.add_argument("--status", type=_status_arg)
+    p.add_argument("--search")
+    p.add_argument("--stopped", action="store_true", help="only stopped shipments")
+    p.add_argument("--limit", type=_positive_int)
+    _json_flag(p)
+
+    for name, text in (
+        ("stop", "stop tracking"),
+        ("retrack", "re-activate stopped numbers (once per number)"),
+        ("delete", "delete numbers at 17TRACK and here"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("numbers", nargs="+", metavar="NUMBER")
+        _json_flag(p)
+
+    p = sub.add_parser("change-carrier", help="change a number's carrier")
+    p.add_argument("number")
+    p.add_argument("carrier", type=_carrier_arg)
+    p.add_argument("--final-carrier", type=_carrier_arg)
+    _json_flag(p)
+
+    p = sub.add_parser("tag", help="change a number's tag")
+    p.add_argument("number")
+    p.add_argument("tag")
+    _json_flag(p)
+
+    p = sub.add_parser("sync", help="fetch the latest tracking info of every tracked shipment")
+    _json_flag(p)
+
+    p = sub.add_parser("history", help="notification history")
+    p.add_argument("--search", help="tracking number, recipient or order number")
+    p.add_argument("--send-status", choices=["sent", "failed", "suppressed", "pending"])
+    p.add_argument("--condition", help="default, custom, or a condition name")
+    p.add_argument("--limit", type=_positive_int)
+    _json_flag(p)
+
+    p = sub.add_parser("resend", help="send a failed notification again")
+    p.add_argument("id", type=_positive_int)
+    _json_flag(p)
+
+    p = sub.add_parser("dispatch", help="send pending notifications now")
+    _json_flag(p)
+
+    p = sub.add_parser("plugins", help="installed plugins and their hooks")
+    _json_flag(p)
+
+    p = sub.add_parser("carriers", help="search 17TRACK's carrier list, or `carriers update`")
+    p.add_argument("query", nargs="*", help="name or code; `update` refreshes the list")
+    p.add_argument("--url", default="https://res.17track.net", help="where `update` downloads from")
+    _json_flag(p)
+    return parser
+
+
+def _json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+# --------------------------------------------------------------------------- output helpers
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"trackops: error: {message}\n")
+
+
+def _report_outcome(
+    outcome: Any, verb: str, as_json: bool, lines: dict[str, int | None] | None = None
+) -> int:
+    if as_json:
+        _print_json(
+            [{"number": n, "ok": True, "note": outcome.notes.get(n)} for n in outcome.accepted]
+            + [_rejected_json(r) for r in outcome.rejected]
+        )
+    else:
+        for number in outcome.accepted:
+            note = outcome.notes.get(number)
+            print(f"{verb} {number}" + (f" ({note})" if note else ""))
+        for rej in outcome.rejected:
+            line = (lines or {}).get(rej.number or "")
+            where = f"line {line}: " if line else ""
+            _err(f"{where}{rej.number}: {rej.error.message} (code {rej.error.code})")
+    return EXIT_OK if not outcome.rejected else EXIT_FAILED
+
+
+def _rejected_json(rej: Rejected) -> dict[str, Any]:
+    return {"number": rej.number, "ok": False, "code": rej.error.code, "message": rej.error.message}
+
+
+# --------------------------------------------------------------------------- register input
+
+
+REGISTER_COLUMNS = ("number", "carrier", "param", "tag", "order", "email", "name")
+
+
+def read_register_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows to register from ``path`` and one message per bad row (with its line number).
+
+    A file whose first line names known columns is a CSV; otherwise one number per line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot be read: {exc}") from None
+    lines = text.splitlines()
+    first = [c.strip().lower() for c in next(csv.reader([lines[0]]), [])] if lines else []
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    if "number" in first:
+        unknown = [c for c in first if c and c not in REGISTER_COLUMNS]
+        if unknown:
+            raise UsageError(
+                f"{path}: line 1: unknown column {unknown[0]!r}; expected columns among "
+                f"{', '.join(REGISTER_COLUMNS)}"
+            )
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        reader.fieldnames = first
+        for line_no, raw in enumerate(reader, start=2):
+            if not any((v or "").strip() for v in raw.values() if isinstance(v, str)):
+                continue
+            row = {k: (v or "").strip() for k, v in raw.items() if k in REGISTER_COLUMNS}
+            if None in raw:
+                problems.append(f"{path}: line {line_no}: more values than columns")
+                continue
+            if not row.get("number"):
+                problems.append(f"{path}: line {line_no}: no tracking number")
+                continue
+            carrier = row.get("carrier") or ""
+            if carrier and not carrier.isdigit():
+                problems.append(
+                    f"{path}: line {line_no}: carrier {carrier!r} is not a numeric carrier code"
+                )
+                continue
+            row["carrier"] = int(carrier) if carrier else None
+            row["line"] = line_no
+            rows.append(row)
+    else:
+        for line_no, line in enumerate(lines, start=1):
+            number = line.strip()
+            if number and not number.startswith("#"):
+                rows.append({"number": number, "line": line_no})
+    return rows, problems
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def _with_engine(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
+    from trackops.core.engine import Engine
+
+    async with Engine(settings) as engine:
+        return await fn(engine)
+
+
+def _progress_bar(total_items: int) -> tuple[Any, Callable[[int, int], None] | None]:
+    if total_items <= 40 or not sys.stderr.isatty():
+        return None, None
+    from rich.progress import Progress
+
+    progress = Progress(transient=True)
+    task = progress.add_task("registering", total=total_items)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return progress, update
+
+
+async def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
+    from trackops.core.engine import RegisterRequest
+
+    rows: list[dict[str, Any]] = [{"number": n} for n in args.numbers]
+    problems: list[str] = []
+    if args.file:
+        file_rows, problems = read_register_file(args.file)
+        rows += file_rows
+    if not rows and not problems:
+        raise UsageError("give tracking numbers, or --file F")
+    for p in problems:
+        _err(p)
+    requests = [
+        RegisterRequest(
+            number=row["number"],
+            carrier=row.get("carrier") or args.carrier,
+            final_carrier=args.final_carrier,
+            param=row.get("param") or args.param,
+            tag=row.get("tag") or args.tag,
+            order=row.get("order") or args.order,
+            email=row.get("email") or args.email,
+            name=row.get("name") or args.name,
+        )
+        for row in rows
+    ]
+    lines = {row["number"].strip(): row.get("line") for row in rows}
+
+    async def run(engine: Any) -> int:
+        progress, update = _progress_bar(len(requests))
+        if progress is not None:
+            with progress:
+                outcome = await engine.register(requests, progress=update)
+        else:
+            outcome = await engine.register(requests)
+        code = _report_outcome(outcome, "registered", args.json, lines)
+        return EXIT_FAILED if problems else code
+
+    return await _with_engine(settings, run)
+
+
+def _shipment_json(engine: Any, record: Any) -> dict[str, Any]:
+    data = record.to_json()
+    data["carrier_name"] = engine.carrier_name(record.carrier)
+    return data
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(engine: Any) -> int:
+        record = await engine.store.get_shipment(args.number.strip())
+        if record is None:
+            raise UsageError(f"{args.number} is not registered here (`trackops register` it)")
+        data = _shipment_json(engine, record)
+        info = record.info
+        if args.json:
+            data["events"] = [
+                {"time": e.time_raw, "location": e.place, "description": e.description}
+                for e in (info.all_events if info else [])
+            ]
+            _print_json(data)
+            return EXIT_OK
+        console = _console()
+        console.print(
+            f"[bold]{record.number}[/]  {record.status.display}"
+            f"  ({'tracking' if record.active else 'stopped'})"
+        )
+        carrier = data["carrier_name"] or "carrier not known yet"
+        console.print(f"carrier: {carrier}", markup=False)
+        for label, value in (
+            ("order", record.order_number),
+            ("buyer", record.email),
+            ("tag", record.tag),
+        ):
+            if value:
+                console.print(f"{label}: {value}", markup=False)
+        events = info.all_events if info else []
+        if not events:
+            console.print("no tracking events yet")
+        for event in events:
+            place = f"  {event.place}" if event.place else ""
+            console.print(
+                f"  {event.time_raw or '?':16}{place}  {event.description or ''}", markup=False
+            )
+        return EXIT_OK
+
+    return await _with_engine(settings, run)
+
+
+async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(engine: Any) -> int:
+        records = await engine.store.list_shipments(
+            status=args.status,
+            active=False if args.stopped else None,
+            search=args.search,
+            limit=args.limit,
+        )
+        if args.json:
+            _print_json([_shipment_json(engine, r) for r in records])
+            return EXIT_OK
+        if not records:
+            print("no shipments")
+            return EXIT_OK
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for col in ("number", "status", "carrier", "order", "latest event", "tracking"):
+            table.add_column(col)
+        for r in records:
+            event = r.info.latest_event if r.info else None
+            latest = f"{event.time_raw or ''} {event.description or ''}".strip() if event else ""
+            table.add_row(
+                r.number,
+                r.status.display,
+                engine.carrier_name(r.carrier),
+                r.order_number or "",
+                latest[:60],
+                "active" if r.active else "stopped",
+            )
+        _console().print(table)
+        return EXIT_OK
+
+    return await _with_engine(settings, run)
+
+
+def _numbers_cmd(
+    method: str, verb: str
+) -> Callable[[argparse.Namespace, Settings], Awaitable[int]]:
+    async def command(args: argparse.Namespace, settings: Settings) -> int:
+        async def run(engine: Any) -> int:
+            outcome = await getattr(engine, method)([n.strip() for n in args.numbers])
+            return _report_outcome(outcome, verb, args.json)
+
+        return await _with_engine(settings, run)
+
+    return command
+
+
+async def cmd_change_carrier(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(engine: Any) -> int:
+        outcome = await engine.change_carrier(args.number, args.carrier, args.final_carrier)
+        return _report_outcome(outcome, "changed carrier of", args.json)
+
+    return await _with_engine(settings, run)
+
+
+async def cmd_tag(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(engine: Any) -> int:
+        outcome = await engine.change_tag(args.number, args.tag)
+        return _report_outcome(outcome, "tagged", args.json)
+
+    return await _with_engine(settings, run)
+
+
+async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(engine: Any) -> int:
+        outcome = await engine.sync()
+        sent = await engine.dispatch_pending()
+        if args.json:
+            _print_json(
+                {
+                    "asked": outcome.asked,
+                    "applied": outcome.applied,
+                    "notifications": outcome.notifications,
+                    "dispatched": sent,
+                    "no_info_yet": outcome.no_info_yet,
+                    "rejected": [_rejected_json(r) for r in outcome.rejected],
+                }
+            )
+        else:
+            print(
+                f"synced {outcome.asked} shipments: {outcome.applied} updated, "
+                f"{len(outcome.no_info_yet)} with no tracking info yet, "
+                f"{outcome.notifications} notifications ({sent} sent now)"
+            )
+            for rej in outcome.rejected:
+                _err(f"{rej.number}: {rej.error.message} (code {rej.error.code})")
+        return EXIT_OK if not outcome.rejected else EXIT_FAILED
+
+    return await _with_engine(settings, run)
+
+
+async def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(engine: Any) -> int:
+        rows = await engine.store.history(
+            search=args.search,
+            send_status=args.send_status,
+            condition=args.condition,
+            limit=args.limit,
+        )
+        if args.json:
+            _print_json([r.to_json() for r in rows])
+            return EXIT_OK
+        if not rows:
+            print("no notifications")
+            return EXIT_OK
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for col in (
+            "id",
+            "time",
+            "number",
+            "order",
+            "recipient",
+            "channel",
+            "condition",
+            "change",
+            "status",
+            "reason",
+        ):
+            table.add_column(col)
+        for r in rows:
+            data = r.to_json()
+            change = f"{data['from_status'] or ''} -> {data['to_status'] or ''}"
+            table.add_row(
+                str(r.id),
+                str(data["created_at"])[:19],
+                r.number or "",
+                r.order_number or "",
+                r.recipient,
+                r.channel,
+                f"{r.condition} ({r.condition_kind})",
+                change,
+                r.send_status,
+                r.reason or "",
+            )
+        _console().print(table)
+        return EXIT_OK
+
+    return await _with_engine(settings, run)
+
+
+async def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(engine: Any) -> int:
+        try:
+            row = await engine.resend(args.id)
+        except (LookupError, ValueError) as exc:
+            raise UsageError(str(exc).strip("'\"")) from None
+        if args.json:
+            _print_json(row.to_json())
+        else:
+            print(
+                f"notification {args.id} resent as {row.id}: {row.send_status}"
+                + (f" ({row.reason})" if row.reason else "")
+            )
+        return EXIT_OK if row.send_status == "sent" else EXIT_FAILED
+
+    return await _with_engine(settings, run)
+
+
+async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(engine: Any) -> int:
+        count = await engine.dispatch_pending()
+        _print_json({"attempted": count}) if args.json else print(
+            f"attempted {count} notifications"
+        )
+        return EXIT_OK
+
+    return await _with_engine(settings, run)
+
+
+async def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from trackops.core.sandbox import SandboxConfig, serve_sandbox
+
+    config = SandboxConfig(
+        key=args.key, webhook_url=args.webhook_url, speed=args.speed, seed=args.seed
+    )
+    print(
+        f"17TRACK sandbox at http://{args.host}:{args.port}/track/v1 (key {args.key!r}, "
+        f"speed x{args.speed:g}, seed {args.seed})"
+        + (f", pushing to {args.webhook_url}" if args.webhook_url else ""),
+        flush=True,
+    )
+    await _until_signal(serve_sandbox(config, args.host, args.port))
+    return EXIT_OK
+
+
+async def _until_signal(coro: Awaitable[Any]) -> None:
+    """Run ``coro`` until it ends or SIGINT/SIGTERM arrives (then cancel it cleanly)."""
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, task.cancel)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
+            pass
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover
+                pass
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from trackops.core.webhook import serve
+
+    await _until_signal(serve(settings))
+    return EXIT_OK
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from trackops.core.demo import run_demo
+
+    await _until_signal(
+        run_demo(
+            speed=args.speed,
+            seed=args.seed,
+            shipments=args.shipments,
+            headless=args.headless,
+            seconds=args.seconds,
+        )
+    )
+    return EXIT_OK
+
+
+async def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
+    from trackops.core.plugins import PluginHost
+
+    host = PluginHost(settings)
+    described = host.describe()
+    try:
+        if args.json:
+            _print_json([dict(d) if isinstance(d, dict) else d.__dict__ for d in described])
+            return EXIT_OK
+        for item in described:
+            d = item if isinstance(item, dict) else item.__dict__
+            hooks = ", ".join(d.get("hooks", []))
+            print(
+                f"{d['name']} {d.get('version') or ''}  ({d.get('module', '')})\n    hooks: {hooks}"
+            )
+        disabled = settings.plugins_disable
+        if disabled:
+            print(f"disabled: {', '.join(disabled)}")
+        return EXIT_OK
+    finally:
+        await host.aclose()
+
+
+async def cmd_carriers(args: argparse.Namespace, settings: Settings) -> int:
+    from trackops.core import carriers
+
+    if args.query[:1] == ["update"]:
+        written = await carriers.update_carrier_lists(args.url)
+        print(f"carrier lists updated: {written}")
+        return EXIT_OK
+    query = " ".join(args.query)
+    found = carriers.search_carriers(query) if query else carriers.search_carriers("")
+    if args.json:
+        _print_json([c if isinstance(c, dict) else c.__dict__ for c in found])
+        return EXIT_OK
+    for c in found[:50]:
+        d = c if isinstance(c, dict) else c.__dict__
+        print(
+            f"{d.get('key', d.get('code'))!s:>7}  {d.get('name', '')}  {d.get('country_iso') or ''}"
+        )
+    if len(found) > 50:
+        print(f"... {len(found) - 50} more; narrow the search")
+    return EXIT_OK
+
+
+async def cmd_init(args: argparse.Namespace, settings: Settings | None) -> int:
+    from trackops.core.config import write_config
+
+    path = resolve_config_path(args.config)
+    write_config(path, force=args.force)
+    print(f"wrote {path}; edit [api] key, then `trackops register NUMBER`")
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Awaitable[int]]] = {
+    "init": cmd_init,
+    "sandbox": cmd_sandbox,
+    "demo": cmd_demo,
+    "serve": cmd_serve,
+    "register": cmd_register,
+    "status": cmd_status,
+    "list": cmd_list,
+    "stop": _numbers_cmd("stop", "stopped"),
+    "retrack": _numbers_cmd("retrack", "retracking"),
+    "delete": _numbers_cmd("delete", "deleted"),
+    "change-carrier": cmd_change_carrier,
+    "tag": cmd_tag,
+    "sync": cmd_sync,
+    "history": cmd_history,
+    "resend": cmd_resend,
+    "dispatch": cmd_dispatch,
+    "plugins": cmd_plugins,
+    "carriers": cmd_carriers,
+}
+
+NO_CONFIG = {"init", "sandbox", "demo"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``trackops`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = None if args.command in NO_CONFIG else load_settings(args.config)
+        return asyncio.run(COMMANDS[args.command](args, settings))
+    except KeyboardInterrupt:
+        return 130
+    except (ConfigError, UsageError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except Exception as exc:  # every known failure becomes one line, see _describe_failure
+        message = _describe_failure(exc)
+        if message is None:
+            raise
+        _err(message)
+        return EXIT_FAILED
+
+
+def _describe_failure(exc: BaseException) -> str | None:
+    from trackops.core import client as client_mod
+
+    if isinstance(exc, TrackApiError):
+        return f"17TRACK: {exc.message} (code {exc.code})"
+    if isinstance(exc, client_mod.ApiAuthError | client_mod.ApiUnavailable | WireError):
+        return str(exc)
+    try:
+        from trackops.core.store import StoreError
+    except ImportError:  # pragma: no cover
+        StoreError = ()  # type: ignore[assignment]
+    if isinstance(exc, StoreError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    return None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,829 @@
+"""The engine: the one object the CLI, the webhook listener, the dashboard and the bot hold.
+
+Data flows one way: wire -> state machine (``status.decide``) -> rules (``Rules.intents``) ->
+outbox (``Store.apply_updates``, one transaction with the shipment's new state) -> channels
+(the dispatcher). Because intents are written in the same transaction as the state that caused
+them, a crash between "decided" and "sent" loses nothing: the rows are pending and the next
+dispatcher run sends them. Sending is at-least-once; a row is marked sent right after the
+channel accepted it.
+
+Front-ends subscribe to ``changes()`` to see shipments and notifications change live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from trackops.core.channels import Channel, ChannelError, Message
+from trackops.core.client import TrackClient
+from trackops.core.config import Settings
+from trackops.core.rules import NotificationIntent, Rules, ShipmentFacts
+from trackops.core.status import Transition, decide
+from trackops.core.store import (
+    NewNotification,
+    NewShipment,
+    NotificationRecord,
+    ShipmentRecord,
+    ShipmentUpdate,
+    Store,
+)
+from trackops.core.wire import (
+    ApiErrorBody,
+    ChangeCarrierItem,
+    NumberItem,
+    PackageStatus,
+    RegisterItem,
+    Rejected,
+    TrackApiError,
+    TrackInfo,
+    TrackingStopped,
+    TrackingUpdated,
+    WireError,
+    decode_push,
+    decode_push_data,
+    error_message,
+    validate_number,
+)
+
+__all__ = [
+    "Change",
+    "CommandOutcome",
+    "Engine",
+    "RegisterRequest",
+    "SyncOutcome",
+    "utcnow",
+]
+
+log = logging.getLogger("trackops.engine")
+
+ALREADY_REGISTERED = -18019901
+NO_INFO_YET = -18019909
+_SEND_CONCURRENCY = 8
+_RETRY_BASE_SECONDS = 30.0
+
+
+def utcnow() -> datetime:
+    """Now as a naive UTC datetime (the engine's one time convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class RegisterRequest:
+    """One shipment to register: the number, what 17TRACK needs, and what we keep ourselves."""
+
+    number: str
+    carrier: int | None = None
+    final_carrier: int | None = None
+    param: str | None = None
+    tag: str | None = None
+    order: str | None = None
+    email: str | None = None
+    name: str | None = None
+    auto_detection: bool = True
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    """Per-number result of a command: what was done and what was refused, and why."""
+
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was rejected."""
+        return not self.rejected
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What a sync did: numbers asked, updates applied, notifications created, rejections."""
+
+    asked: int
+    applied: int
+    notifications: int
+    no_info_yet: list[str]
+    rejected: list[Rejected]
+    requests: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change for the front-ends: a shipment moved or a notification row changed."""
+
+    kind: Literal["shipment", "notification"]
+    number: str
+    status: PackageStatus | None = None
+    notification_id: int | None = None
+    send_status: str | None = None
+
+
+def _rejected(number: str, code: int, message: str | None = None) -> Rejected:
+    return Rejected(number=number, error=ApiErrorBody(code=code, message=message or ""))
+
+
+class Engine:
+    """trackops' engine. Use as ``async with Engine(settings) as engine: ...``.
+
+    ``store``, ``client``, ``channels`` and ``plugins`` may be injected (tests, the demo);
+    otherwise they are built from ``settings``. ``clock`` returns naive UTC ``datetime``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        client: TrackClient | None = None,
+        channels: Iterable[Channel] | Mapping[str, Channel] | None = None,
+        plugins: Any | None = None,
+        load_plugins: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._store = store
+        self._owns_store = store is None
+        self._client = client
+        self._owns_client = client is None
+        self._extra_channels: dict[str, Channel] = (
+            dict(channels) if isinstance(channels, Mapping) else {c.name: c for c in channels or ()}
+        )
+        self._plugins = plugins
+        self._load_plugins = load_plugins
+        self.channels: dict[str, Channel] = {}
+        self.rules: Rules | None = None
+        self._subscribers: set[asyncio.Queue[Change]] = set()
+        self._wake = asyncio.Event()
+        self._dispatch_lock = asyncio.Lock()
+        self._apply_lock = asyncio.Lock()
+        self._inbox_lock = asyncio.Lock()
+        self._carrier_helpers: Any = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Engine:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the store, build the client, load plugins and compile the rules."""
+        if self._plugins is None and self._load_plugins:
+            from trackops.core.plugins import PluginHost
+
+            self._plugins = PluginHost(self.settings)
+        plugin_channels: dict[str, Channel] = dict(self._plugins.channels) if self._plugins else {}
+        predicates = dict(self._plugins.predicates) if self._plugins else {}
+        self.channels = {**plugin_channels, **self._extra_channels}
+        # Rules validate channel and predicate names: a bad config stops start-up here.
+        self.rules = Rules(
+            self.settings.notifications,
+            known_channels=self.channels.keys(),
+            predicates=predicates,
+        )
+        if self._store is None:
+            self._store = await Store.open(self.settings.store.url)
+
+    async def close(self) -> None:
+        """Close what the engine opened (store, client, plugin channels)."""
+        if self._client is not None and self._owns_client:
+            await self._client.__aexit__(None, None, None)
+            self._client = None
+        if self._plugins is not None and hasattr(self._plugins, "aclose"):
+            await self._plugins.aclose()
+        for channel in self._extra_channels.values():
+            with contextlib.suppress(Exception):
+                await channel.aclose()
+        if self._store is not None and self._owns_store:
+            await self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> Store:
+        """The open store."""
+        if self._store is None:
+            raise RuntimeError("engine is not open: use `async with Engine(settings)`")
+        return self._store
+
+    async def client(self) -> TrackClient:
+        """The 17TRACK client, opened on first use (commands that only read never need it)."""
+        if self._client is None:
+            self._client = TrackClient(self.settings.api)
+            self._owns_client = True
+        if not getattr(self._client, "_entered", False):
+            await self._client.__aenter__()
+            self._client._entered = True  # type: ignore[attr-defined]
+        return self._client
+
+    @property
+    def plugins(self) -> Any:
+        """The plugin host (None when plugins are not loaded)."""
+        return self._plugins
+
+    # ------------------------------------------------------------------ change stream
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, maxsize: int = 10_000) -> AsyncIterator[asyncio.Queue[Change]]:
+        """A queue that receives every ``Change`` while the context is open."""
+        queue: asyncio.Queue[Change] = asyncio.Queue(maxsize)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    async def changes(self) -> AsyncIterator[Change]:
+        """An endless async stream of changes (shipments and notifications)."""
+        async with self.subscribe() as queue:
+            while True:
+                yield await queue.get()
+
+    def _publish(self, change: Change) -> None:
+        for queue in self._subscribers:
+            if queue.full():
+                # A slow front-end loses the oldest change, never blocks the engine.
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(change)
+
+    # ------------------------------------------------------------------ carrier knowledge
+
+    def _carriers(self) -> Any:
+        if self._carrier_helpers is None:
+            try:
+                from trackops.plugins import carriers as helpers
+            except ImportError:  # pragma: no cover - the built-in plugin ships with trackops
+                helpers = None
+            self._carrier_helpers = helpers or False
+        return self._carrier_helpers or None
+
+    def carrier_name(self, code: int | None) -> str:
+        """17TRACK's display name for a carrier code ("" for none, the number if unknown)."""
+        if not code:
+            return ""
+        try:
+            from trackops.core.carriers import carrier_name
+        except ImportError:  # pragma: no cover
+            return str(code)
+        return carrier_name(code)
+
+    # ------------------------------------------------------------------ commands
+
+    async def register(
+        self,
+        requests: Sequence[RegisterRequest],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> CommandOutcome:
+        """Register shipments with 17TRACK and store them (Not found until their first data).
+
+        Numbers are checked locally first (format, tag length, a carrier's required extra
+        parameter) so a request that would fail is not spent. A number 17TRACK already
+        tracks (-18019901) is stored as well, with a note.
+        """
+        rejected: list[Rejected] = []
+        notes: dict[str, str] = {}
+        items: list[RegisterItem] = []
+        wanted: dict[str, RegisterRequest] = {}
+        helpers = self._carriers()
+        for req in requests:
+            number = req.number.strip()
+            try:
+                validate_number(number)
+            except TrackApiError as exc:
+                rejected.append(_rejected(number, exc.code, exc.message))
+                continue
+            if number in wanted:
+                continue
+            if helpers is not None and req.carrier:
+                missing = helpers.missing_required(req.carrier, req.param)
+                if missing is not None:
+                    code = missing.error_code
+                    rejected.append(
+                        _rejected(number, code, helpers.explain_error(code, req.carrier))
+                    )
+                    continue
+            wanted[number] = req
+            items.append(
+                RegisterItem(
+                    number=number,
+                    carrier=req.carrier,
+                    final_carrier=req.final_carrier,
+                    auto_detection=True if req.carrier is None and req.auto_detection else None,
+                    tag=req.tag or req.order or None,
+                    extra_param=req.param or None,
+                )
+            )
+        accepted: list[str] = []
+        if items:
+            client = await self.client()
+            result = await client.register(items, progress=progress)
+            now = self.clock()
+            new_rows: list[NewShipment] = []
+            for item in result.accepted:
+                req = wanted.get(item.number)
+                if req is None:
+                    continue
+                new_rows.append(self._new_shipment(req, item.carrier, now))
+                accepted.append(item.number)
+                if item.origin == 3:
+                    notes[item.number] = (
+                        f"carrier detected automatically as {self.carrier_name(item.carrier)}"
+                        " (may be wrong; use change-carrier)"
+                    )
+            for rej in result.rejected:
+                number = rej.number or ""
+                req = wanted.get(number)
+                if rej.error.code == ALREADY_REGISTERED and req is not None:
+                    new_rows.append(self._new_shipment(req, req.carrier, now))
+                    accepted.append(number)
+                    notes[number] = "already registered at 17TRACK; now tracked here too"
+                    continue
+                if helpers is not None and req is not None:
+                    hint = helpers.explain_error(rej.error.code, req.carrier)
+                    if hint:
+                        rej = _rejected(number, rej.error.code, hint)
+                rejected.append(rej)
+            if new_rows:
+                await self.store.add_shipments(new_rows)
+                for row in new_rows:
+                    self._publish(Change("shipment", row.number, PackageStatus.NOT_FOUND))
+        return CommandOutcome(accepted=accepted, rejected=rejected, notes=notes)
+
+    @staticmethod
+    def _new_shipment(req: RegisterRequest, carrier: int | None, now: datetime) -> NewShipment:
+        return NewShipment(
+            number=req.number.strip(),
+            carrier=carrier,
+            final_carrier=req.final_carrier,
+            extra_param=req.param,
+            tag=req.tag,
+            order_number=req.order,
+            email=req.email,
+            buyer_name=req.name,
+            registered_at=now,
+        )
+
+    async def _known(
+        self, numbers: Sequence[str]
+    ) -> tuple[dict[str, ShipmentRecord], list[Rejected]]:
+        found = await self.store.get_shipments(list(dict.fromkeys(numbers)))
+        missing = [
+            _rejected(n, -18019902, error_message(-18019902, n) + " (not in trackops' store)")
+            for n in dict.fromkeys(numbers)
+            if n not in found
+        ]
+        return found, missing
+
+    async def stop(self, numbers: Sequence[str]) -> CommandOutcome:
+        """Stop tracking: 17TRACK stops, the shipment is kept as stopped."""
+        found, rejected = await self._known(numbers)
+        if not found:
+            return CommandOutcome(rejected=rejected)
+        client = await self.client()
+        items = [NumberItem(number=n, carrier=r.carrier) for n, r in found.items()]
+        result = await client.stop_track(items)
+        now = self.clock()
+        accepted = []
+        for item in result.accepted:
+            await self.store.update_shipment(item.number, active=False, stopped_at=now)
+            accepted.append(item.number)
+            self._publish(Change("shipment", item.number, found[item.number].status))
+        return CommandOutcome(accepted=accepted, rejected=rejected + list(result.rejected))
+
+    async def retrack(self, numbers: Sequence[str]) -> CommandOutcome:
+        """Re-activate stopped numbers (17TRACK allows this once per number)."""
+        found, rejected = await self._known(numbers)
+        if not found:
+            return CommandOutcome(rejected=rejected)
+        client = await self.client()
+        items = [NumberItem(number=n, carrier=r.carrier) for n, r in found.items()]
+        result = await client.retrack(items)
+        accepted = []
+        for item in result.accepted:
+            await self.store.update_shipment(item.number, active=True, stopped_at=None)
+            accepted.append(item.number)
+            self._publish(Change("shipment", item.number, found[item.number].status))
+        return CommandOutcome(accepted=accepted, rejected=rejected + list(result.rejected))
+
+    async def delete(self, numbers: Sequence[str]) -> CommandOutcome:
+        """Delete numbers at 17TRACK and from the store (their history is kept)."""
+        found, rejected = await self._known(numbers)
+        if not found:
+            return CommandOutcome(rejected=rejected)
+        client = await self.client()
+        items = [NumberItem(number=n, carrier=r.carrier or 0) for n, r in found.items()]
+        result = await client.delete_track(items)
+        accepted = []
+        rejected += list(result.rejected)
+        done = {item.number for item in result.accepted}
+        # A number 17TRACK no longer knows is deleted here too: the user asked for it gone.
+        for rej in result.rejected:
+            if rej.error.code == -18019902 and rej.number:
+                done.add(rej.number)
+                rejected.remove(rej)
+        for number in done:
+            await self.store.delete_shipment(number)
+            accepted.append(number)
+            self._publish(Change("shipment", number, None))
+        return CommandOutcome(accepted=accepted, rejected=rejected)
+
+    async def change_carrier(
+        self, number: str, carrier: int, final_carrier: int | None = None
+    ) -> CommandOutcome:
+        """Change the first (and optionally last-mile) carrier of a registered number."""
+        found, rejected = await self._known([number])
+        if rejected:
+            return CommandOutcome(rejected=rejected)
+        record = found[number]
+        client = await self.client()
+        item = ChangeCarrierItem(
+            number=number,
+            carrier_old=record.carrier or None,
+            carrier_new=carrier,
+            final_carrier_old=record.final_carrier if final_carrier is not None else None,
+            final_carrier_new=final_carrier,
+        )
+        result = await client.change_carrier([item])
+        for acc in result.accepted:
+            values: dict[str, Any] = {"carrier": acc.carrier or carrier}
+            if final_carrier is not None:
+                values["final_carrier"] = final_carrier
+            await self.store.update_shipment(number, **values)
+            self._publish(Change("shipment", number, record.status))
+        return CommandOutcome(
+            accepted=[a.number for a in result.accepted], rejected=list(result.rejected)
+        )
+
+    async def change_tag(self, number: str, tag: str) -> CommandOutcome:
+        """Change a number's tag at 17TRACK and here."""
+        found, rejected = await self._known([number])
+        if rejected:
+            return CommandOutcome(rejected=rejected)
+        client = await self.client()
+        result = await client.change_info(number, carrier=found[number].carrier or None, tag=tag)
+        for acc in result.accepted:
+            await self.store.update_shipment(acc.number, tag=tag)
+            self._publish(Change("shipment", acc.number, found[number].status))
+        return CommandOutcome(
+            accepted=[a.number for a in result.accepted], rejected=list(result.rejected)
+        )
+
+    async def update_details(self, number: str, **values: Any) -> None:
+        """Change what only trackops keeps (order number, buyer email or name)."""
+        allowed = {"order_number", "email", "buyer_name"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(sorted(unknown))}")
+        await self.store.update_shipment(number, **values)
+
+    # ------------------------------------------------------------------ tracking data in
+
+    async def sync(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        numbers: Sequence[str] | None = None,
+    ) -> SyncOutcome:
+        """Ask 17TRACK for the latest tracking info of every tracked shipment and apply it."""
+        if numbers is None:
+            records = await self.store.list_shipments(active=True)
+        else:
+            records = list((await self.store.get_shipments(list(numbers))).values())
+        if not records:
+            return SyncOutcome(0, 0, 0, [], [], 0)
+        client = await self.client()
+        items = [NumberItem(number=r.number, carrier=r.carrier or None) for r in records]
+        result = await client.get_track_info(items, progress=progress)
+        updates = [(acc.number, acc.track) for acc in result.accepted if acc.track is not None]
+        transitions, notes = await self.apply_track_infos(updates)
+        no_info = [r.number or "" for r in result.rejected if r.error.code == NO_INFO_YET]
+        rejected = [r for r in result.rejected if r.error.code != NO_INFO_YET]
+        return SyncOutcome(
+            asked=len(items),
+            applied=sum(1 for t in transitions if t.applies),
+            notifications=len(notes),
+            no_info_yet=no_info,
+            rejected=rejected,
+            requests=result.requests,
+        )
+
+    async def apply_track_info(self, number: str, info: TrackInfo) -> Transition:
+        """Apply one TrackInfo (from a sync or a push); returns the decided transition."""
+        transitions, _ = await self.apply_track_infos([(number, info)])
+        return transitions[0]
+
+    async def apply_track_infos(
+        self,
+        updates: Sequence[tuple[str, TrackInfo]],
+        extras: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> tuple[list[Transition], list[NotificationRecord]]:
+        """Decide, apply and store a batch of updates in one transaction.
+
+        Updates for the same number are decided in the order given, each against the state
+        the previous one left. ``extras`` gives a tag per number for shipments a push creates.
+        """
+        if not updates:
+            return [], []
+        assert self.rules is not None
+        async with self._apply_lock:
+            now = self.clock()
+            stale_after = timedelta(days=self.settings.notifications.stale_after_days)
+            records = await self.store.get_shipments(list({n for n, _ in updates}))
+            states = {n: r.stored_state() for n, r in records.items()}
+            transitions: list[Transition] = []
+            store_updates: list[ShipmentUpdate] = []
+            for number, info in updates:
+                transition = decide(
+                    states.get(number), number, info, now=now, stale_after=stale_after
+                )
+                transitions.append(transition)
+                if not transition.applies:
+                    continue
+                record = records.get(number)
+                facts = ShipmentFacts(
+                    number=number,
+                    carrier=(record.carrier if record and record.carrier else None)
+                    or info.first_carrier
+                    or None,
+                    tag=record.tag if record else (extras or {}).get(number, {}).get("tag"),
+                    order=record.order_number if record else None,
+                    email=record.email if record else None,
+                    origin_country=info.origin_country,
+                    destination_country=info.destination_country,
+                )
+                intents = self.rules.intents(transition, facts)
+                store_updates.append(
+                    ShipmentUpdate(
+                        number=number,
+                        info=info,
+                        transition=transition,
+                        intents=intents,
+                        tag=facts.tag,
+                    )
+                )
+                states[number] = transition_state(transition, info)
+            created = await self.store.apply_updates(
+                store_updates,
+                now=now,
+                seller_day_start=self.seller_day_start(now),
+                seller_daily_limit=self.settings.notifications.seller.daily_limit,
+            )
+        for update in store_updates:
+            self._publish(Change("shipment", update.number, update.transition.new_status))
+        for row in created:
+            self._publish(Change("notification", row.number, None, row.id, row.send_status))
+        if self._plugins is not None:
+            for update in store_updates:
+                await self._plugins.notify_transition(update.transition, update.number)
+        if any(row.send_status == "pending" for row in created):
+            self._wake.set()
+        return transitions, created
+
+    def seller_day_start(self, now: datetime) -> datetime:
+        """Midnight of ``now``'s day in the configured time zone, as naive UTC."""
+        zone = self.settings.notifications.zone
+        local = now.replace(tzinfo=UTC).astimezone(zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight.astimezone(UTC).replace(tzinfo=None)
+
+    async def apply_push(self, body: bytes) -> Transition | None:
+        """Decode and apply one webhook push body (already verified). Unknown events: None."""
+        envelope = decode_push(body)
+        data = decode_push_data(envelope.event, bytes(envelope.data))
+        if isinstance(data, TrackingUpdated):
+            transitions, _ = await self.apply_track_infos(
+                [(data.number, data.track)], extras={data.number: {"tag": data.tag}}
+            )
+            return transitions[0]
+        if isinstance(data, TrackingStopped):
+            await self._mark_stopped([data])
+        return None
+
+    async def _mark_stopped(self, stopped: Sequence[TrackingStopped]) -> None:
+        now = self.clock()
+        records = await self.store.get_shipments([s.number for s in stopped])
+        for item in stopped:
+            record = records.get(item.number)
+            if record is None:
+                continue
+            await self.store.update_shipment(item.number, active=False, stopped_at=now)
+            self._publish(Change("shipment", item.number, record.status))
+
+    async def process_inbox(self, limit: int = 500) -> int:
+        """Apply stored webhook pushes, oldest first; returns how many rows were processed.
+
+        A row that cannot be decoded keeps its error and never blocks the rows after it.
+        Pushes of one batch are applied in one transaction, in the order received.
+        """
+        async with self._inbox_lock:
+            rows = await self.store.inbox_pending(limit)
+            if not rows:
+                return 0
+            now = self.clock()
+            updates: list[tuple[str, TrackInfo]] = []
+            extras: dict[str, dict[str, Any]] = {}
+            stopped: list[TrackingStopped] = []
+            outcome: dict[int, str | None] = {}
+            for row in rows:
+                try:
+                    envelope = decode_push(row.body)
+                    data = decode_push_data(envelope.event, bytes(envelope.data))
+                except WireError as exc:
+                    outcome[row.id] = str(exc)
+                    log.warning("inbox row %s cannot be read: %s", row.id, exc)
+                    continue
+                if isinstance(data, TrackingUpdated):
+                    updates.append((data.number, data.track))
+                    extras[data.number] = {"tag": data.tag}
+                elif isinstance(data, TrackingStopped):
+                    stopped.append(data)
+                else:
+                    log.info(
+                        "inbox row %s: event %r is not one trackops acts on", row.id, envelope.event
+                    )
+                outcome[row.id] = None
+            try:
+                await self.apply_track_infos(updates, extras)
+            except WireError as exc:  # pragma: no cover - decoded above
+                for key in outcome:
+                    outcome[key] = outcome[key] or str(exc)
+            if stopped:
+                await self._mark_stopped(stopped)
+            for row in rows:
+                await self.store.inbox_done(row.id, processed_at=now, error=outcome.get(row.id))
+            return len(rows)
+
+    # ------------------------------------------------------------------ dispatcher
+
+    async def dispatch_pending(self, limit: int = 200) -> int:
+        """Send every due notification once; returns how many were attempted."""
+        async with self._dispatch_lock:
+            now = self.clock()
+            rows = await self.store.due_notifications(now=now, limit=limit)
+            if not rows:
+                return 0
+            numbers = list({r.number for r in rows if r.number})
+            shipments = await self.store.get_shipments(numbers) if numbers else {}
+            semaphore = asyncio.Semaphore(_SEND_CONCURRENCY)
+
+            async def one(row: NotificationRecord) -> None:
+                async with semaphore:
+                    await self._send(row, shipments.get(row.number))
+
+            await asyncio.gather(*(one(r) for r in rows))
+            return len(rows)
+
+    async def _send(self, row: NotificationRecord, shipment: ShipmentRecord | None) -> None:
+        attempts = row.attempts + 1
+        channel = self.channels.get(row.channel)
+        reason: str | None
+        retryable = True
+        if channel is None:
+            reason, retryable = f"channel {row.channel!r} is not configured", False
+        else:
+            try:
+                await channel.send(self.message_for(row, shipment))
+                reason = None
+            except ChannelError as exc:
+                reason, retryable = exc.reason, exc.retryable
+            except Exception as exc:  # a plugin's bug must not stop the others
+                reason = f"channel {row.channel!r} failed: {type(exc).__name__}: {exc}"
+        now = self.clock()
+        if reason is None:
+            await self.store.mark_notification(
+                row.id,
+                send_status="sent",
+                reason=None,
+                attempts=attempts,
+                sent_at=now,
+                next_attempt_at=None,
+            )
+            status = "sent"
+        elif retryable and attempts < self.settings.notifications.max_attempts:
+            delay = _RETRY_BASE_SECONDS * 2 ** (attempts - 1) * random.uniform(0.8, 1.2)
+            await self.store.mark_notification(
+                row.id,
+                send_status="pending",
+                reason=reason,
+                attempts=attempts,
+                sent_at=None,
+                next_attempt_at=now + timedelta(seconds=delay),
+            )
+            status = "pending"
+        else:
+            await self.store.mark_notification(
+                row.id,
+                send_status="failed",
+                reason=reason,
+                attempts=attempts,
+                sent_at=None,
+                next_attempt_at=None,
+            )
+            status = "failed"
+        if reason:
+            log.warning(
+                "notification %s to %s via %s: %s (%s)",
+                row.id,
+                row.recipient,
+                row.channel,
+                reason,
+                status,
+            )
+        self._publish(Change("notification", row.number, None, row.id, status))
+
+    def message_for(self, row: NotificationRecord, shipment: ShipmentRecord | None) -> Message:
+        """The ``Message`` a channel renders for one history row."""
+        info = shipment.info if shipment else None
+        carrier = (shipment.carrier if shipment else None) or (info.first_carrier if info else None)
+        return Message(
+            notification_id=row.id,
+            audience=row.audience,  # type: ignore[arg-type]
+            channel=row.channel,
+            recipient=row.recipient,
+            condition=row.condition,
+            condition_kind=row.condition_kind,  # type: ignore[arg-type]
+            number=row.number,
+            order=row.order_number,
+            buyer_name=shipment.buyer_name if shipment else None,
+            tag=shipment.tag if shipment else None,
+            carrier=carrier,
+            carrier_name=self.carrier_name(carrier),
+            from_status=row.from_status,
+            to_status=row.to_status,
+            latest_event=info.latest_event if info else None,
+            origin_country=info.origin_country if info else None,
+            destination_country=info.destination_country if info else None,
+            tracking_url=self.settings.notifications.tracking_url.format(number=row.number)
+            if row.number
+            else "",
+            created_at=row.created_at,
+            subject=row.subject or "",
+            body=row.body or "",
+        )
+
+    async def run_dispatcher(self, idle_seconds: float = 5.0) -> None:
+        """Send due notifications until cancelled; woken at once when new ones are stored."""
+        while True:
+            self._wake.clear()
+            try:
+                sent = await self.dispatch_pending()
+            except Exception:
+                log.exception("dispatcher run failed; trying again")
+                sent = 0
+            if sent:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), idle_seconds)
+
+    async def resend(self, notification_id: int) -> NotificationRecord:
+        """Send a failed notification again as a new history row (17TRACK cannot; we can)."""
+        row = await self.store.get_notification(notification_id)
+        if row is None:
+            raise LookupError(f"no notification with id {notification_id}")
+        if row.send_status != "failed":
+            raise ValueError(
+                f"notification {notification_id} is {row.send_status}; only failed ones are resent"
+            )
+        new = await self.store.add_notification(
+            NewNotification(
+                number=row.number,
+                order_number=row.order_number,
+                audience=row.audience,
+                channel=row.channel,
+                recipient=row.recipient,
+                condition=row.condition,
+                condition_kind=row.condition_kind,
+                from_status=row.from_status,
+                to_status=row.to_status,
+                created_at=self.clock(),
+                resend_of=row.id,
+            )
+        )
+        self._publish(Change("notification", new.number, None, new.id, new.send_status))
+        await self.dispatch_pending()
+        return await self.store.get_notification(new.id) or new
+
+
+def transition_state(transition: Transition, info: TrackInfo) -> Any:
+    """The ``StoredState`` a shipment has after ``transition`` applied ``info``."""
+    from trackops.core.status import StoredState
+
+    return StoredState(
+        package_status=transition.new_status,
+        latest_event_time=info.latest_event.time if info.latest_event else None,
+        hash=info.hash,
+        synced=True,
+    )
+
+
+__all__ += ["NotificationIntent", "transition_state"]
