@@ -1,0 +1,364 @@
+"""The push listener: 17TRACK's signed webhook pushes in, nothing acknowledged ever lost.
+
+Answers, checked in this order (the contract): 403 for a source outside ``allow_networks``;
+413 over ``max_body_bytes``; 400 for a body that is not a JSON object with ``event`` and
+``data``; 401 for a missing or wrong ``sign``; 200 once the push is durable in the inbox
+(duplicates and out-of-order pushes included); 503 when it cannot be stored, so 17TRACK
+retries. A client that sends its body too slowly gets 408.
+
+Durability without slowness: requests hand their body to ``InboxWriter``, which writes every
+body waiting at that moment in one transaction (group commit) and only then lets each request
+answer 200. Processing happens later, in the background, from the inbox through
+``Engine.process_inbox``; a slow mail server never slows the listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aiohttp import web
+from trackops.core.config import Settings
+from trackops.core.engine import Engine, utcnow
+from trackops.core.store import Store
+from trackops.core.wire import WireError, decode_push, verify_push_signature
+
+__all__ = [
+    "ENGINE",
+    "SETTINGS",
+    "STATS",
+    "WRITER",
+    "InboxWriter",
+    "ListenerStats",
+    "create_app",
+    "serve",
+]
+
+log = logging.getLogger("trackops.webhook")
+
+_BODY_TIMEOUT_SECONDS = 10.0
+_MAX_GROUP = 256
+
+
+@dataclass
+class ListenerStats:
+    """Counters for ``/healthz`` and the logs."""
+
+    accepted: int = 0
+    rejected: int = 0
+    last_push_at: datetime | None = None
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class InboxWriter:
+    """Group commit: writes waiting bodies in one transaction, then releases their requests."""
+
+    def __init__(self, store: Store, on_stored: asyncio.Event | None = None) -> None:
+        self._store = store
+        self._queue: asyncio.Queue[tuple[bytes, datetime, asyncio.Future[int]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._on_stored = on_stored
+
+    def start(self) -> None:
+        """Start the writer task (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="trackops-inbox-writer")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def write(self, body: bytes, received_at: datetime) -> int:
+        """Store ``body`` durably; returns the inbox id. Raises when the store fails."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await self._queue.put((body, received_at, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < _MAX_GROUP:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            try:
+                ids = await self._store.inbox_add_many([(b, t) for b, t, _ in batch])
+            except Exception as exc:
+                log.error("inbox write failed for %d pushes: %s", len(batch), exc)
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for (_, _, future), row_id in zip(batch, ids, strict=True):
+                    if not future.done():
+                        future.set_result(row_id)
+                if self._on_stored is not None:
+                    self._on_stored.set()
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+
+ENGINE = web.AppKey("engine", Engine)
+SETTINGS = web.AppKey("settings", Settings)
+WRITER = web.AppKey("writer", InboxWriter)
+STATS = web.AppKey("stats", ListenerStats)
+INBOX_EVENT = web.AppKey("inbox_event", asyncio.Event)
+
+
+def _networks(values: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(v, strict=False) for v in values]
+
+
+def client_address(request: web.Request, trusted: Sequence[ipaddress._BaseNetwork]) -> str:
+    """The client's address: the peer, or X-Forwarded-For's last untrusted hop behind a proxy."""
+    peer = request.remote or ""
+    if not trusted or not _in(peer, trusted):
+        return peer
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _in(address: str, networks: Sequence[ipaddress._BaseNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def _answer(status: int, message: str) -> web.Response:
+    return web.json_response(
+        {"code": 0 if status == 200 else status, "message": message}, status=status
+    )
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None when it is larger than ``limit``."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(_BODY_TIMEOUT_SECONDS):
+        async for chunk in request.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def handle_push(request: web.Request) -> web.Response:
+    """``POST [webhook] path``: verify, store, answer."""
+    app = request.app
+    settings = app[SETTINGS]
+    stats = app[STATS]
+    started = time.perf_counter()
+    allowed = app[ALLOWED]
+    if allowed and not _in(client_address(request, app[TRUSTED]), allowed):
+        stats.rejected += 1
+        return _answer(403, "source address not allowed")
+    try:
+        body = await _read_body(request, settings.webhook.max_body_bytes)
+    except TimeoutError:
+        stats.rejected += 1
+        return _answer(408, "request body not received in time")
+    if body is None:
+        stats.rejected += 1
+        return _answer(413, f"body larger than {settings.webhook.max_body_bytes} bytes")
+    try:
+        envelope = decode_push(body)
+    except WireError as exc:
+        stats.rejected += 1
+        return _answer(400, str(exc))
+    if not verify_push_signature(envelope, settings.api.key.reveal()):
+        stats.rejected += 1
+        reason = "missing sign" if not envelope.sign else "wrong sign"
+        return _answer(401, reason)
+    now = utcnow()
+    try:
+        row_id = await app[WRITER].write(body, now)
+    except Exception as exc:
+        log.error("push not stored, answering 503 so 17TRACK retries: %s", exc)
+        return _answer(503, "push could not be stored; retry later")
+    stats.accepted += 1
+    stats.last_push_at = now
+    log.info(
+        "push stored %s",
+        json.dumps(
+            {
+                "inbox_id": row_id,
+                "event": envelope.event,
+                "bytes": len(body),
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+        ),
+    )
+    return _answer(200, "stored")
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    """``GET /healthz``: store reachable, inbox backlog, time of the last push."""
+    engine = request.app[ENGINE]
+    ok = False
+    backlog: int | None = None
+    last: datetime | None = None
+    try:
+        ok = await engine.store.ping()
+        stats = await engine.store.inbox_stats()
+        backlog, last = stats.backlog, stats.last_received_at
+    except Exception as exc:
+        log.warning("health check: store not reachable: %s", exc)
+    body = {
+        "status": "ok" if ok else "store unreachable",
+        "store": ok,
+        "inbox_backlog": backlog,
+        "last_push_at": last.isoformat() + "Z" if last else None,
+        "accepted": request.app[STATS].accepted,
+        "rejected": request.app[STATS].rejected,
+    }
+    return web.json_response(body, status=200 if ok else 503)
+
+
+ALLOWED = web.AppKey("allowed", list)
+TRUSTED = web.AppKey("trusted", list)
+
+
+def setup_routes(app: web.Application, settings: Settings) -> None:
+    """Every route of the listener, in one place."""
+    app.router.add_post(settings.webhook.path, handle_push)
+    app.router.add_get("/healthz", handle_health)
+
+
+async def _inbox_worker(app: web.Application) -> AsyncIterator[None]:
+    """Background: the inbox writer, the inbox processor and the dispatcher."""
+    engine = app[ENGINE]
+    event = app[INBOX_EVENT]
+    writer = app[WRITER]
+    writer.start()
+
+    async def process_loop() -> None:
+        while True:
+            event.clear()
+            try:
+                done = await engine.process_inbox()
+            except Exception:
+                log.exception("processing the inbox failed; trying again")
+                done = 0
+            if done:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), 5.0)
+
+    tasks = [
+        asyncio.create_task(process_loop(), name="trackops-inbox"),
+        asyncio.create_task(engine.run_dispatcher(), name="trackops-dispatcher"),
+    ]
+    resync = app[SETTINGS].webhook.resync_hours
+    if resync > 0:
+        tasks.append(asyncio.create_task(_resync_loop(engine, resync), name="trackops-resync"))
+    yield
+    # Stop accepting happened already (runner cleanup); write what is queued, then stop.
+    await writer.stop()
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _resync_loop(engine: Engine, hours: float) -> None:
+    """Sync shipments that had no update for ``hours`` (a push may have been lost)."""
+    from datetime import timedelta
+
+    while True:
+        await asyncio.sleep(min(hours * 3600, 3600))
+        try:
+            cutoff = engine.clock() - timedelta(hours=hours)
+            records = await engine.store.list_shipments(active=True)
+            stale = [r.number for r in records if (r.updated_at or r.registered_at) < cutoff]
+            if stale:
+                outcome = await engine.sync(numbers=stale)
+                log.info("resync of %d quiet shipments: %d updated", len(stale), outcome.applied)
+        except Exception:
+            log.exception("periodic resync failed; trying again later")
+
+
+def create_app(settings: Settings, engine: Engine, *, background: bool = True) -> web.Application:
+    """The listener's aiohttp application over an open ``engine``.
+
+    ``background`` runs the inbox processor and the dispatcher inside the app's lifetime.
+    """
+    app = web.Application(client_max_size=settings.webhook.max_body_bytes)
+    app[SETTINGS] = settings
+    app[ENGINE] = engine
+    app[STATS] = ListenerStats()
+    app[INBOX_EVENT] = asyncio.Event()
+    app[WRITER] = InboxWriter(engine.store, app[INBOX_EVENT])
+    app[ALLOWED] = _networks(settings.webhook.allow_networks)
+    app[TRUSTED] = _networks(settings.webhook.trusted_proxies)
+    setup_routes(app, settings)
+    if background:
+        app.cleanup_ctx.append(_inbox_worker)
+    else:
+        app.cleanup_ctx.append(_writer_only)
+    if engine.plugins is not None and hasattr(engine.plugins, "extend_app"):
+        engine.plugins.extend_app(app, engine, settings)
+    return app
+
+
+async def _writer_only(app: web.Application) -> AsyncIterator[None]:
+    app[WRITER].start()
+    yield
+    await app[WRITER].stop()
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """``trackops serve``: run the listener until cancelled, then shut down gracefully.
+
+    Shutdown stops accepting, lets requests in flight finish, writes queued pushes, and leaves
+    unprocessed inbox rows for the next start.
+    """
+    if not settings.api.key:
+        log.warning("[api] key is empty: every push will be answered 401 (signature check)")
+    async with Engine(settings) as engine:
+        app = create_app(settings, engine)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.webhook.host, settings.webhook.port, backlog=1024)
+        try:
+            await site.start()
+            log.warning(
+                "listening on http://%s:%s%s",
+                settings.webhook.host,
+                settings.webhook.port,
+                settings.webhook.path,
+            )
+            print(
+                f"trackops serve: listening on http://{settings.webhook.host}:"
+                f"{settings.webhook.port}{settings.webhook.path}",
+                flush=True,
+            )
+            if ready is not None:
+                ready.set()
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
