@@ -6,7 +6,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from trackops.core.config import (
     ConfigError,
     Secret,
