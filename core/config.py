@@ -107,6 +107,7 @@ class WebhookSettings:
     path: str = "/webhooks/17track"
     max_body_bytes: int = 1_048_576
     resync_hours: float = 0.0
+    body_timeout: float = 10.0
     trusted_proxies: tuple[str, ...] = ()
     allow_networks: tuple[str, ...] = ()
 
@@ -471,6 +472,7 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         path=hook_r.str("path", WebhookSettings.path),
         max_body_bytes=hook_r.int("max_body_bytes", WebhookSettings.max_body_bytes, minimum=1),
         resync_hours=hook_r.number("resync_hours", 0.0, strict=False),
+        body_timeout=hook_r.number("body_timeout", 10.0),
         trusted_proxies=hook_r.str_list("trusted_proxies", ()),
         allow_networks=hook_r.str_list("allow_networks", ()),
     )

@@ -43,7 +43,6 @@ __all__ = [
 
 log = logging.getLogger("trackops.webhook")
 
-_BODY_TIMEOUT_SECONDS = 10.0
 _MAX_GROUP = 256
 
 
@@ -151,13 +150,13 @@ def _answer(status: int, message: str) -> web.Response:
     )
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes | None:
+async def _read_body(request: web.Request, limit: int, timeout: float) -> bytes | None:
     """The body, or None when it is larger than ``limit``."""
     if request.content_length is not None and request.content_length > limit:
         return None
     chunks: list[bytes] = []
     size = 0
-    async with asyncio.timeout(_BODY_TIMEOUT_SECONDS):
+    async with asyncio.timeout(timeout):
         async for chunk in request.content.iter_chunked(65536):
             size += len(chunk)
             if size > limit:
@@ -177,7 +176,9 @@ async def handle_push(request: web.Request) -> web.Response:
         stats.rejected += 1
         return _answer(403, "source address not allowed")
     try:
-        body = await _read_body(request, settings.webhook.max_body_bytes)
+        body = await _read_body(
+            request, settings.webhook.max_body_bytes, settings.webhook.body_timeout
+        )
     except TimeoutError:
         stats.rejected += 1
         return _answer(408, "request body not received in time")

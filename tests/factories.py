@@ -1,0 +1,115 @@
+"""Builders for test data: tracking info, signed pushes, settings around a temp store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from trackops.core.config import (
+    ApiSettings,
+    CustomerSettings,
+    NotificationSettings,
+    Secret,
+    SellerSettings,
+    Settings,
+    StoreSettings,
+    WebhookSettings,
+)
+from trackops.core.wire import (
+    Event,
+    PackageStatus,
+    TrackInfo,
+    TrackingStopped,
+    TrackingUpdated,
+    push_signature,
+)
+
+KEY = "test-key-0123456789"
+BASE = datetime(2026, 11, 20, 12, 0)
+
+
+def make_info(
+    status: PackageStatus | int,
+    when: datetime | str | None = BASE,
+    *,
+    hash: int | None = None,
+    description: str = "event",
+    carrier: int = 3011,
+) -> TrackInfo:
+    """A TrackInfo whose latest event happened at ``when``."""
+    raw = when.strftime("%Y-%m-%d %H:%M") if isinstance(when, datetime) else when
+    event = Event(time_raw=raw, location="Shenzhen", description=description)
+    return TrackInfo(
+        package_status=PackageStatus(status),
+        first_carrier=carrier,
+        origin_country=301,
+        destination_country=2105,
+        latest_event=event,
+        first_carrier_events=[event],
+        first_last_tracked_raw=raw,
+        hash=hash if hash is not None else abs(hash_of(raw, int(status), description)),
+    )
+
+
+def hash_of(*parts: Any) -> int:
+    return int.from_bytes(repr(parts).encode()[:8].ljust(8, b"\0"), "little") % 2**31
+
+
+def push_body(
+    number: str,
+    info: TrackInfo | None = None,
+    *,
+    key: str = KEY,
+    sign: str | bool | None = True,
+    event: str = "TRACKING_UPDATED",
+    tag: str = "",
+) -> bytes:
+    """A push body as 17TRACK sends it, signed over the exact ``data`` bytes."""
+    if event == "TRACKING_UPDATED":
+        data = msgspec.json.encode(
+            TrackingUpdated(number=number, track=info or make_info(10), tag=tag)
+        )
+    elif event == "TRACKING_STOPPED":
+        data = msgspec.json.encode(TrackingStopped(number=number, carrier=3011, tag=tag))
+    else:
+        data = msgspec.json.encode({"number": number})
+    if sign is True:
+        signature: str | None = push_signature(event, data, key)
+    elif sign is False or sign is None:
+        signature = None
+    else:
+        signature = sign
+    head = b'{"sign":"' + signature.encode() + b'",' if signature else b"{"
+    return head + b'"event":"' + event.encode() + b'","data":' + data + b"}"
+
+
+def settings_for(
+    tmp_path: Path,
+    *,
+    base_url: str = "http://127.0.0.1:9/track/v1",
+    store_url: str | None = None,
+    channels: tuple[str, ...] = ("memory",),
+    seller_email: str = "ops@shop.example",
+    daily_limit: int = 100,
+    customer_enabled: bool = True,
+    **notification_overrides: Any,
+) -> Settings:
+    """Settings over a temp SQLite file with in-process channels."""
+    return Settings(
+        api=ApiSettings(
+            key=Secret(KEY), base_url=base_url, rate_limit=3.0, timeout=5.0, max_retries=2
+        ),
+        store=StoreSettings(url=store_url or f"sqlite:///{tmp_path / 'trackops.db'}"),
+        webhook=WebhookSettings(port=0),
+        notifications=NotificationSettings(
+            customer=CustomerSettings(enabled=customer_enabled, channels=channels),
+            seller=SellerSettings(email=seller_email, channels=channels, daily_limit=daily_limit),
+            **notification_overrides,
+        ),
+    )
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=n)
