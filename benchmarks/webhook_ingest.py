@@ -89,8 +89,8 @@ def _run_bare(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-async def _wait_listening(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_listening(port: int, within: float = 30) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
