@@ -24,8 +24,8 @@ from typing import Any, Literal
 from trackops.core.channels import Channel, ChannelError, Message
 from trackops.core.client import TrackClient
 from trackops.core.config import Settings
-from trackops.core.rules import NotificationIntent, Rules, ShipmentFacts
-from trackops.core.status import Transition, decide
+from trackops.core.rules import Rules, ShipmentFacts
+from trackops.core.status import Transition, decide, next_state
 from trackops.core.store import (
     NewNotification,
     NewShipment,
@@ -530,7 +530,8 @@ class Engine:
         """Decide, apply and store a batch of updates in one transaction.
 
         Updates for the same number are decided in the order given, each against the state
-        the previous one left. ``extras`` gives a tag per number for shipments a push creates.
+        the previous one left. ``extras`` gives, per number, the ``tag`` of a shipment a push
+        creates and ``pushed_at``, the time a push carrying the update was received.
         """
         if not updates:
             return [], []
@@ -543,6 +544,7 @@ class Engine:
             transitions: list[Transition] = []
             store_updates: list[ShipmentUpdate] = []
             for number, info in updates:
+                extra = (extras or {}).get(number, {})
                 transition = decide(
                     states.get(number), number, info, now=now, stale_after=stale_after
                 )
@@ -555,7 +557,7 @@ class Engine:
                     carrier=(record.carrier if record and record.carrier else None)
                     or info.first_carrier
                     or None,
-                    tag=record.tag if record else (extras or {}).get(number, {}).get("tag"),
+                    tag=record.tag if record else extra.get("tag"),
                     order=record.order_number if record else None,
                     email=record.email if record else None,
                     origin_country=info.origin_country,
@@ -569,9 +571,11 @@ class Engine:
                         transition=transition,
                         intents=intents,
                         tag=facts.tag,
+                        carrier=facts.carrier,
+                        pushed_at=extra.get("pushed_at"),
                     )
                 )
-                states[number] = transition_state(transition, info)
+                states[number] = next_state(states.get(number), transition, info)
             created = await self.store.apply_updates(
                 store_updates,
                 now=now,
@@ -602,7 +606,8 @@ class Engine:
         data = decode_push_data(envelope.event, bytes(envelope.data))
         if isinstance(data, TrackingUpdated):
             transitions, _ = await self.apply_track_infos(
-                [(data.number, data.track)], extras={data.number: {"tag": data.tag}}
+                [(data.number, data.track)],
+                extras={data.number: {"tag": data.tag, "pushed_at": self.clock()}},
             )
             return transitions[0]
         if isinstance(data, TrackingStopped):
@@ -644,7 +649,7 @@ class Engine:
                     continue
                 if isinstance(data, TrackingUpdated):
                     updates.append((data.number, data.track))
-                    extras[data.number] = {"tag": data.tag}
+                    extras[data.number] = {"tag": data.tag, "pushed_at": row.received_at}
                 elif isinstance(data, TrackingStopped):
                     stopped.append(data)
                 else:
@@ -752,7 +757,7 @@ class Engine:
             recipient=row.recipient,
             condition=row.condition,
             condition_kind=row.condition_kind,  # type: ignore[arg-type]
-            number=row.number,
+            number=row.number or "",
             order=row.order_number,
             buyer_name=shipment.buyer_name if shipment else None,
             tag=shipment.tag if shipment else None,
@@ -812,18 +817,3 @@ class Engine:
         self._publish(Change("notification", new.number, None, new.id, new.send_status))
         await self.dispatch_pending()
         return await self.store.get_notification(new.id) or new
-
-
-def transition_state(transition: Transition, info: TrackInfo) -> Any:
-    """The ``StoredState`` a shipment has after ``transition`` applied ``info``."""
-    from trackops.core.status import StoredState
-
-    return StoredState(
-        package_status=transition.new_status,
-        latest_event_time=info.latest_event.time if info.latest_event else None,
-        hash=info.hash,
-        synced=True,
-    )
-
-
-__all__ += ["NotificationIntent", "transition_state"]

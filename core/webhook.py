@@ -223,11 +223,13 @@ async def handle_health(request: web.Request) -> web.Response:
     backlog: int | None = None
     last: datetime | None = None
     try:
-        ok = await engine.store.ping()
+        reachable = await engine.store.ping()
         stats = await engine.store.inbox_stats()
         backlog, last = stats.backlog, stats.last_received_at
+        ok = reachable
     except Exception as exc:
-        log.warning("health check: store not reachable: %s", exc)
+        ok = False
+        log.warning("health check: store not usable: %s", exc)
     body = {
         "status": "ok" if ok else "store unreachable",
         "store": ok,

@@ -170,16 +170,17 @@ async def test_the_same_push_ten_times_concurrently_notifies_once(listener: List
 
 async def test_pushes_in_reverse_order_notify_only_the_newest(listener: Listener) -> None:
     await listener.engine.store.add_shipments([_new("RR123456789CN", email="buyer@example.com")])
-    older = push_body("RR123456789CN", make_info(10, BASE - days(1) / 2))
-    newer = push_body("RR123456789CN", make_info(40, BASE))
-    assert (await listener.post(newer)).status == 200
-    await listener.settle()
-    assert (await listener.post(older)).status == 200
-    await listener.settle()
+    first = push_body("RR123456789CN", make_info(10, BASE - days(2)))
+    middle = push_body("RR123456789CN", make_info(30, BASE - days(1)))
+    last = push_body("RR123456789CN", make_info(40, BASE))
+    for body in (first, last, middle):  # the middle push arrives late
+        assert (await listener.post(body)).status == 200
+        await listener.settle()
     record = await listener.engine.store.get_shipment("RR123456789CN")
     assert record is not None and record.status is PackageStatus.DELIVERED
     assert [m.to_status for m in listener.channel.sent if m.audience == "customer"] == [
-        PackageStatus.DELIVERED
+        PackageStatus.IN_TRANSIT,
+        PackageStatus.DELIVERED,
     ]
 
 
