@@ -404,6 +404,8 @@ class _Reader:
 
 _STORE_URL_RE = re.compile(r"^(sqlite|postgresql|postgres)(\+[a-z0-9]+)?://", re.IGNORECASE)
 _KNOWN_AUDIENCES: Final = ("customer", "seller")
+# "default"/"custom" are history filters; "customer"/"seller" name the default conditions.
+_RESERVED_CONDITION_NAMES: Final = ("default", "custom", "customer", "seller")
 
 
 def _read_condition(reader: _Reader, index: int) -> ConditionSettings:
@@ -510,10 +512,10 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
             raise notes_r.fail("conditions", item, "an array of tables [[...]]")
         reader = _Reader(source, item, f"[[notifications.conditions]] #{index}", secrets)
         condition = _read_condition(reader, index)
-        if condition.name in names or condition.name in ("default", "custom"):
+        if condition.name in names or condition.name in _RESERVED_CONDITION_NAMES:
             raise ConfigError(
                 f"{source}: [[notifications.conditions]] name {condition.name!r}: expected a "
-                "unique name (not 'default' or 'custom'), found it twice or reserved"
+                "unique name (not default, custom, customer or seller), found it twice or reserved"
             )
         names.add(condition.name)
         conditions.append(condition)
