@@ -1,0 +1,1307 @@
+"""Persistence: shipments, their latest tracking info, the webhook inbox, the notification outbox.
+
+SQLAlchemy 2 Core over an async engine. SQLite through aiosqlite is the embedded default (one
+file, WAL); PostgreSQL through asyncpg is the same code with another URL, for several
+``trackops serve`` processes against one database.
+
+How it holds together:
+
+* **One URL, one place.** ``normalize_url`` turns the configured URL into the async driver form
+  (``sqlite:///PATH`` -> ``sqlite+aiosqlite:///PATH``, ``postgresql://`` or ``postgres://`` ->
+  ``postgresql+asyncpg://``); every message that shows a URL shows it masked (``mask_url``).
+* **Dialect differences live in ``_Dialect``**: SQLite pragmas and ``BEGIN IMMEDIATE`` for
+  writers (so two processes writing one file wait for each other instead of failing), the
+  PostgreSQL advisory locks, and the dialect's ``INSERT ... ON CONFLICT DO NOTHING``.
+* **Migrations** are an ordered list of ``(version, description, step)``; ``Store.open``
+  applies the missing ones in one transaction and records each in ``schema_version``. On
+  PostgreSQL an advisory lock makes two processes opening at once take turns; on SQLite the
+  immediate write transaction does the same. A step is frozen once released: a later change
+  is a new step, never an edit of an old one (``_create_v1`` spells out the tables as they
+  were, rather than using the current ``Table`` objects).
+* **The outbox guarantee**: ``apply_updates`` writes a batch of shipments' new states and
+  their notification intents in ONE transaction, so a crash between "decided" and "sent"
+  loses nothing and sends nothing twice: the rows stay pending for the dispatcher.
+
+Times are naive UTC ``datetime``s everywhere (aware ones are converted on the way in).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from trackops.core.rules import NotificationIntent
+from trackops.core.status import StoredState, Transition
+from trackops.core.wire import PackageStatus, TrackInfo, decode_track_info, encode
+
+__all__ = [
+    "AUDIENCES",
+    "CONDITION_KINDS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SEND_STATUSES",
+    "InboxRow",
+    "InboxStats",
+    "NewNotification",
+    "NewShipment",
+    "NotificationRecord",
+    "ShipmentRecord",
+    "ShipmentUpdate",
+    "Store",
+    "StoreError",
+    "mask_url",
+    "normalize_url",
+]
+
+SEND_STATUSES: Final = ("pending", "sent", "failed", "suppressed")
+AUDIENCES: Final = ("customer", "seller", "report")
+CONDITION_KINDS: Final = ("default", "custom")
+DAILY_LIMIT_REASON: Final = "daily limit"
+
+# Rows per statement for "WHERE number IN (...)": far below every backend's parameter limit.
+_CHUNK: Final = 500
+_SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+# pg_advisory_xact_lock keys: any constants unique to trackops ("trk" + purpose).
+_LOCK_MIGRATIONS: Final = 0x74726B_0001
+_LOCK_SELLER_LIMIT: Final = 0x74726B_0002
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message names the (masked) URL and the cause."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    """Aware datetimes become naive UTC; naive ones are taken as UTC already."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _status(value: int | None) -> PackageStatus | None:
+    return None if value is None else PackageStatus(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds") + "Z"
+
+
+# --------------------------------------------------------------------------- URLs
+
+_SECRET_QUERY_RE = re.compile(r"(?i)((?:password|passwd|pwd|secret|token|key)=)[^&]*")
+_USERINFO_RE = re.compile(r"(//[^/:@]*:)[^@/]*@")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (and secret-looking query values) replaced by ``***``."""
+    masked = _USERINFO_RE.sub(r"\1***@", url)
+    return _SECRET_QUERY_RE.sub(r"\1***", masked)
+
+
+def normalize_url(url: str) -> URL:
+    """The async driver form of a store URL; ``StoreError`` for what trackops cannot use.
+
+    ``sqlite:///PATH`` -> ``sqlite+aiosqlite:///PATH``; ``postgresql://`` and ``postgres://``
+    -> ``postgresql+asyncpg://``. Driver forms (``sqlite+aiosqlite://``,
+    ``postgresql+asyncpg://``, ...) are taken as given.
+    """
+    try:
+        parsed = make_url(url.strip())
+    except Exception as exc:
+        raise StoreError(
+            f"store URL {mask_url(url)!r} is not a URL: expected sqlite:///PATH or "
+            "postgresql://USER@HOST/DB"
+        ) from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgres":
+        backend = "postgresql"
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"store URL {mask_url(url)!r}: unsupported database {backend!r}; expected "
+            "sqlite:///PATH or postgresql://USER@HOST/DB"
+        )
+    if not driver:
+        driver = "aiosqlite" if backend == "sqlite" else "asyncpg"
+    return parsed.set(drivername=f"{backend}+{driver}")
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The database file of a SQLite URL, or None for an in-memory database."""
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if url.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
+# --------------------------------------------------------------------------- tables
+# The current shape of the schema, for queries. Changing it means adding a migration below.
+
+metadata = sa.MetaData()
+
+shipments = sa.Table(
+    "shipments",
+    metadata,
+    sa.Column("number", sa.String, primary_key=True),
+    sa.Column("carrier", sa.Integer),
+    sa.Column("final_carrier", sa.Integer),
+    sa.Column("extra_param", sa.String),
+    sa.Column("tag", sa.String),
+    sa.Column("order_number", sa.String),
+    sa.Column("email", sa.String),
+    sa.Column("buyer_name", sa.String),
+    sa.Column("package_status", sa.Integer, nullable=False, default=0),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("synced", sa.Boolean, nullable=False, default=False),
+    sa.Column("latest_event_time", sa.DateTime),
+    sa.Column("latest_event_raw", sa.String),
+    sa.Column("latest_event_location", sa.String),
+    sa.Column("latest_event_description", sa.String),
+    sa.Column("hash", sa.BigInteger),
+    sa.Column("info", sa.Text),
+    sa.Column("registered_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("stopped_at", sa.DateTime),
+    sa.Column("last_push_at", sa.DateTime),
+    sa.Column("origin_country", sa.Integer),
+    sa.Column("destination_country", sa.Integer),
+)
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("processed_at", sa.DateTime),
+    sa.Column("error", sa.Text),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("number", sa.String),
+    sa.Column("order_number", sa.String),
+    sa.Column("audience", sa.String, nullable=False),
+    sa.Column("channel", sa.String, nullable=False),
+    sa.Column("recipient", sa.String, nullable=False),
+    sa.Column("condition", sa.String, nullable=False),
+    sa.Column("condition_kind", sa.String, nullable=False),
+    sa.Column("from_status", sa.Integer),
+    sa.Column("to_status", sa.Integer),
+    sa.Column("send_status", sa.String, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Column("next_attempt_at", sa.DateTime),
+    sa.Column("resend_of", sa.Integer, sa.ForeignKey("notifications.id", ondelete="SET NULL")),
+    # v2: what a report or export says, rendered when it was queued
+    sa.Column("subject", sa.Text),
+    sa.Column("body", sa.Text),
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.DateTime, nullable=False),
+)
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def _in_list(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _create_v1(conn: Connection) -> None:
+    """Version 1: shipments, inbox, notifications and their indexes, as first released."""
+    md = sa.MetaData()
+    sa.Table(
+        "shipments",
+        md,
+        sa.Column("number", sa.String, primary_key=True),
+        sa.Column("carrier", sa.Integer),
+        sa.Column("final_carrier", sa.Integer),
+        sa.Column("extra_param", sa.String),
+        sa.Column("tag", sa.String),
+        sa.Column("order_number", sa.String),
+        sa.Column("email", sa.String),
+        sa.Column("buyer_name", sa.String),
+        sa.Column("package_status", sa.Integer, nullable=False),
+        sa.Column("active", sa.Boolean, nullable=False),
+        sa.Column("synced", sa.Boolean, nullable=False),
+        sa.Column("latest_event_time", sa.DateTime),
+        sa.Column("latest_event_raw", sa.String),
+        sa.Column("latest_event_location", sa.String),
+        sa.Column("latest_event_description", sa.String),
+        sa.Column("hash", sa.BigInteger),
+        sa.Column("info", sa.Text),
+        sa.Column("registered_at", sa.DateTime, nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+        sa.Column("stopped_at", sa.DateTime),
+        sa.Column("last_push_at", sa.DateTime),
+        sa.Column("origin_country", sa.Integer),
+        sa.Column("destination_country", sa.Integer),
+        sa.Index("ix_shipments_status", "package_status"),
+        sa.Index("ix_shipments_updated", "updated_at"),
+    )
+    inbox_v1 = sa.Table(
+        "inbox",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("body", sa.LargeBinary, nullable=False),
+        sa.Column("received_at", sa.DateTime, nullable=False),
+        sa.Column("processed_at", sa.DateTime),
+        sa.Column("error", sa.Text),
+    )
+    unprocessed = inbox_v1.c.processed_at.is_(None)
+    sa.Index(
+        "ix_inbox_unprocessed",
+        inbox_v1.c.id,
+        sqlite_where=unprocessed,
+        postgresql_where=unprocessed,
+    )
+    sa.Table(
+        "notifications",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("number", sa.String),
+        sa.Column("order_number", sa.String),
+        sa.Column("audience", sa.String, nullable=False),
+        sa.Column("channel", sa.String, nullable=False),
+        sa.Column("recipient", sa.String, nullable=False),
+        sa.Column("condition", sa.String, nullable=False),
+        sa.Column("condition_kind", sa.String, nullable=False),
+        sa.Column("from_status", sa.Integer),
+        sa.Column("to_status", sa.Integer),
+        sa.Column("send_status", sa.String, nullable=False),
+        sa.Column("reason", sa.Text),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("sent_at", sa.DateTime),
+        sa.Column("next_attempt_at", sa.DateTime),
+        sa.Column("resend_of", sa.Integer, sa.ForeignKey("notifications.id", ondelete="SET NULL")),
+        sa.CheckConstraint(
+            _in_list("audience", ("customer", "seller", "report")), name="ck_notifications_audience"
+        ),
+        sa.CheckConstraint(
+            _in_list("condition_kind", ("default", "custom")), name="ck_notifications_kind"
+        ),
+        sa.CheckConstraint(
+            _in_list("send_status", ("pending", "sent", "failed", "suppressed")),
+            name="ck_notifications_send_status",
+        ),
+        sa.Index("ix_notifications_due", "send_status", "next_attempt_at"),
+        sa.Index("ix_notifications_number", "number"),
+        sa.Index("ix_notifications_created", "created_at"),
+        sa.Index("ix_notifications_audience_created", "audience", "created_at"),
+    )
+    md.create_all(conn)
+
+
+def _add_message_text_v2(conn: Connection) -> None:
+    """Version 2: notifications keep the subject and body of reports and exports."""
+    conn.exec_driver_sql("ALTER TABLE notifications ADD COLUMN subject TEXT")
+    conn.exec_driver_sql("ALTER TABLE notifications ADD COLUMN body TEXT")
+
+
+Migration = tuple[int, str, Callable[[Connection], None]]
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    (1, "shipments, inbox, notifications", _create_v1),
+    (2, "notifications.subject and notifications.body", _add_message_text_v2),
+)
+"""Every schema step, in order. Append only: a released step never changes."""
+
+SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
+"""The schema version this trackops writes."""
+
+assert [m[0] for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "versions 1, 2, ..."
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class ShipmentRecord:
+    """A stored shipment. ``info`` is its latest ``TrackInfo``, decoded on first use."""
+
+    number: str
+    carrier: int | None
+    final_carrier: int | None
+    extra_param: str | None
+    tag: str | None
+    order_number: str | None
+    email: str | None
+    buyer_name: str | None
+    status: PackageStatus
+    active: bool
+    synced: bool
+    latest_event_time: datetime | None
+    latest_event_raw: str | None
+    latest_event_location: str | None
+    latest_event_description: str | None
+    hash: int | None
+    registered_at: datetime
+    updated_at: datetime
+    stopped_at: datetime | None
+    last_push_at: datetime | None
+    origin_country: int | None
+    destination_country: int | None
+    info_json: str | None = field(default=None, repr=False)
+
+    @cached_property
+    def info(self) -> TrackInfo | None:
+        """The latest tracking information, or None before the first sync."""
+        return decode_track_info(self.info_json) if self.info_json else None
+
+    @property
+    def package_status(self) -> PackageStatus:
+        """Same as ``status`` (17TRACK's name for it)."""
+        return self.status
+
+    @property
+    def tracking(self) -> Literal["active", "stopped"]:
+        """``active`` while 17TRACK tracks the number, else ``stopped``."""
+        return "active" if self.active else "stopped"
+
+    def stored_state(self) -> StoredState:
+        """What the state machine needs to know about this shipment."""
+        return StoredState(
+            package_status=self.status,
+            latest_event_time=self.latest_event_time,
+            hash=self.hash,
+            synced=self.synced,
+        )
+
+    def to_json(self, carrier_name: Callable[[int | None], str] | None = None) -> dict[str, Any]:
+        """The contract's shipment JSON object (``carrier_name`` resolves carrier codes)."""
+        return {
+            "number": self.number,
+            "carrier": self.carrier,
+            "carrier_name": carrier_name(self.carrier) if carrier_name else "",
+            "status": self.status.slug,
+            "status_code": int(self.status),
+            "tracking": self.tracking,
+            "latest_event": {
+                "time": self.latest_event_raw or _iso(self.latest_event_time),
+                "location": self.latest_event_location,
+                "description": self.latest_event_description,
+            },
+            "order": self.order_number,
+            "email": self.email,
+            "tag": self.tag,
+        }
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """One row of the notification history (and outbox while ``send_status`` is pending)."""
+
+    id: int
+    created_at: datetime
+    number: str | None
+    order_number: str | None
+    audience: str
+    channel: str
+    recipient: str
+    condition: str
+    condition_kind: str
+    from_status: PackageStatus | None
+    to_status: PackageStatus | None
+    send_status: str
+    reason: str | None
+    attempts: int
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+    resend_of: int | None
+    subject: str | None = None
+    body: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's history row JSON object."""
+        return {
+            "id": self.id,
+            "created_at": _iso(self.created_at),
+            "number": self.number,
+            "order": self.order_number,
+            "recipient": self.recipient,
+            "channel": self.channel,
+            "audience": self.audience,
+            "condition": self.condition,
+            "condition_kind": self.condition_kind,
+            "from_status": self.from_status.slug if self.from_status is not None else None,
+            "to_status": self.to_status.slug if self.to_status is not None else None,
+            "send_status": self.send_status,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """A webhook push as received, waiting for (or done with) processing."""
+
+    id: int
+    body: bytes
+    received_at: datetime
+    processed_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class InboxStats:
+    """How far behind the inbox is: unprocessed rows and the time of the newest push."""
+
+    backlog: int
+    last_received_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewShipment:
+    """A shipment to add (after 17TRACK accepted its registration)."""
+
+    number: str
+    carrier: int | None = None
+    final_carrier: int | None = None
+    extra_param: str | None = None
+    tag: str | None = None
+    order_number: str | None = None
+    email: str | None = None
+    buyer_name: str | None = None
+    registered_at: datetime | None = None
+    """Defaults to now."""
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class ShipmentUpdate:
+    """New tracking information for one shipment, the decided transition and its intents.
+
+    ``order``, ``email``, ``name``, ``tag`` and ``carrier`` are used only when the shipment
+    does not exist yet (a push for a number registered outside trackops). ``pushed_at``, when
+    given, is recorded as the shipment's last push time.
+    """
+
+    number: str
+    info: TrackInfo
+    transition: Transition
+    intents: Sequence[NotificationIntent] = ()
+    order: str | None = None
+    email: str | None = None
+    name: str | None = None
+    tag: str | None = None
+    carrier: int | None = None
+    pushed_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewNotification:
+    """A notification row to add directly: a resend, a report, an export.
+
+    ``created_at`` defaults to now and ``next_attempt_at`` to ``created_at`` for a pending row.
+    """
+
+    audience: str
+    channel: str
+    recipient: str
+    condition: str
+    condition_kind: str = "default"
+    number: str | None = None
+    order_number: str | None = None
+    from_status: PackageStatus | None = None
+    to_status: PackageStatus | None = None
+    created_at: datetime | None = None
+    send_status: str = "pending"
+    reason: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    resend_of: int | None = None
+    subject: str | None = None
+    body: str | None = None
+
+
+_UPDATABLE: Final = frozenset(c.name for c in shipments.columns) - {"number"}
+_SHIPMENT_FIELDS: Final = {
+    "package_status": "status",
+    "info": "info_json",
+}
+
+
+def _shipment(row: sa.Row[Any]) -> ShipmentRecord:
+    values = dict(row._mapping)
+    values["package_status"] = PackageStatus(values["package_status"])
+    values["active"] = bool(values["active"])
+    values["synced"] = bool(values["synced"])
+    return ShipmentRecord(**{_SHIPMENT_FIELDS.get(k, k): v for k, v in values.items()})
+
+
+def _notification(values: Mapping[str, Any]) -> NotificationRecord:
+    return NotificationRecord(
+        id=values["id"],
+        created_at=values["created_at"],
+        number=values["number"],
+        order_number=values["order_number"],
+        audience=values["audience"],
+        channel=values["channel"],
+        recipient=values["recipient"],
+        condition=values["condition"],
+        condition_kind=values["condition_kind"],
+        from_status=_status(values["from_status"]),
+        to_status=_status(values["to_status"]),
+        send_status=values["send_status"],
+        reason=values["reason"],
+        attempts=values["attempts"],
+        sent_at=values["sent_at"],
+        next_attempt_at=values["next_attempt_at"],
+        resend_of=values["resend_of"],
+        subject=values.get("subject"),
+        body=values.get("body"),
+    )
+
+
+def _check_send_status(send_status: str) -> None:
+    if send_status not in SEND_STATUSES:
+        raise ValueError(
+            f"unknown send status {send_status!r}; expected one of: {', '.join(SEND_STATUSES)}"
+        )
+
+
+# --------------------------------------------------------------------------- dialects
+
+
+class _Dialect:
+    """Everything that differs between SQLite and PostgreSQL, in one place."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.is_sqlite = name == "sqlite"
+        self.is_postgresql = name == "postgresql"
+
+    def engine_options(self) -> dict[str, Any]:
+        """Extra ``create_async_engine`` arguments."""
+        if self.is_postgresql:
+            # Long-running `trackops serve` processes outlive server restarts and idle cuts.
+            return {"pool_pre_ping": True}
+        return {}
+
+    def install(self, engine: AsyncEngine) -> None:
+        """Connection set-up: for SQLite, pragmas and our own BEGIN (see ``_begin``)."""
+        if not self.is_sqlite:
+            return
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # The driver's own implicit BEGIN is off: SQLAlchemy's "begin" event emits ours.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Connection) -> None:
+            # A writer takes the write lock up front. A deferred transaction that reads and
+            # then writes fails at once (SQLITE_BUSY, no waiting) when another process
+            # committed in between; BEGIN IMMEDIATE waits for the busy timeout instead.
+            writer = conn.get_execution_options().get("trackops_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    async def lock(self, conn: AsyncConnection, key: int) -> None:
+        """Serialise transactions that take the same ``key`` (PostgreSQL; SQLite's writers
+        are serialised by BEGIN IMMEDIATE already)."""
+        if self.is_postgresql:
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+    async def insert_with_ids(
+        self, conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> list[int]:
+        """Insert ``rows`` into ``table`` (integer key ``id``); their new ids, in order.
+
+        PostgreSQL: one batched ``INSERT ... RETURNING``. SQLite cannot promise RETURNING's
+        order for a multi-row insert, so SQLAlchemy would send the rows one at a time (a thread
+        hop each with aiosqlite); instead the ids are assigned here from ``max(id)``, which is
+        safe because every SQLite writer holds the write lock (BEGIN IMMEDIATE) from its start.
+        """
+        if self.is_sqlite:
+            sync = conn.sync_connection
+            if sync is None or not sync.get_execution_options().get("trackops_write"):
+                raise RuntimeError("insert_with_ids needs a write transaction (Store._write)")
+            last = await conn.scalar(sa.select(sa.func.max(table.c.id)))
+            ids = list(range((last or 0) + 1, (last or 0) + 1 + len(rows)))
+            await conn.execute(
+                table.insert(), [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)]
+            )
+            return ids
+        result = await conn.execute(
+            table.insert().returning(table.c.id, sort_by_parameter_order=True), rows
+        )
+        return list(result.scalars())
+
+    def insert_ignore(self, table: sa.Table) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING`` (on the primary key) in this dialect."""
+        module = pg_dialect if self.is_postgresql else sqlite_dialect
+        return module.insert(table).on_conflict_do_nothing()
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line cause: the driver's message rather than SQLAlchemy's wrapper text."""
+    orig = getattr(exc, "orig", None)
+    cause = orig if isinstance(orig, BaseException) else exc
+    # SQLAlchemy's async adapters wrap the driver's exception (asyncpg's
+    # InvalidCatalogNameError ...) in a generic one; the driver's names the problem.
+    if isinstance(cause.__cause__, Exception) and type(cause).__name__ in ("Error", "DBAPIError"):
+        cause = cause.__cause__
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Store:
+    """The persistence layer. Open with ``await Store.open(url)``; close with ``close()``."""
+
+    def __init__(self, engine: AsyncEngine, dialect: _Dialect, url: str) -> None:
+        """Use ``Store.open``; this wraps an engine that is already set up."""
+        self._engine = engine
+        self._writer = engine.execution_options(trackops_write=True)
+        self._dialect = dialect
+        self.url = url
+        """The store URL as configured, password masked."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(cls, url: str, *, connect_args: Mapping[str, Any] | None = None) -> Store:
+        """Connect, then create or upgrade the schema; ``StoreError`` when that fails.
+
+        ``connect_args`` go to the driver (e.g. asyncpg ``server_settings``).
+        """
+        masked = mask_url(url)
+        target = normalize_url(url)
+        dialect = _Dialect(target.get_backend_name())
+        path = _sqlite_file(target) if dialect.is_sqlite else None
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot open the store at {masked}: cannot create {path.parent}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
+        try:
+            engine = create_async_engine(
+                target,
+                connect_args=dict(connect_args or {}),
+                **dialect.engine_options(),
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot open the store at {masked}: {_describe(exc)}") from exc
+        dialect.install(engine)
+        store = cls(engine, dialect, masked)
+        try:
+            await store._migrate()
+        except StoreError:
+            await engine.dispose()
+            raise
+        except Exception as exc:
+            await engine.dispose()
+            raise StoreError(
+                f"cannot open the store at {masked}: {store._scrub(_describe(exc), url)}"
+            ) from exc
+        return store
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._engine.dispose()
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        async with self._read() as conn:
+            version = await conn.scalar(sa.select(sa.func.max(schema_version.c.version)))
+        return int(version or 0)
+
+    @staticmethod
+    def _scrub(message: str, url: str) -> str:
+        try:
+            password = make_url(url).password
+        except Exception:
+            password = None
+        if password:
+            message = message.replace(str(password), "***")
+        return message
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.connect() as conn:
+                yield conn
+        except (sa.exc.SQLAlchemyError, OSError) as exc:  # OSError: the server went away
+            raise StoreError(f"store {self.url}: {_describe(exc)}") from exc
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: committed when the block ends, rolled back on any error."""
+        try:
+            async with self._writer.begin() as conn:
+                yield conn
+        except (sa.exc.SQLAlchemyError, OSError) as exc:  # OSError: the server went away
+            raise StoreError(f"store {self.url}: {_describe(exc)}") from exc
+
+    async def _migrate(self) -> None:
+        async with self._writer.begin() as conn:
+            await self._dialect.lock(conn, _LOCK_MIGRATIONS)
+            await conn.run_sync(lambda c: schema_version.create(c, checkfirst=True))
+            current = int(await conn.scalar(sa.select(sa.func.max(schema_version.c.version))) or 0)
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store at {self.url} has schema version {current}, newer than this "
+                    f"trackops knows ({SCHEMA_VERSION}): upgrade trackops"
+                )
+            for version, description, step in MIGRATIONS:
+                if version <= current:
+                    continue
+                await conn.run_sync(step)
+                await conn.execute(
+                    schema_version.insert().values(
+                        version=version, description=description, applied_at=_utcnow()
+                    )
+                )
+
+    # ------------------------------------------------------------------ shipments
+
+    async def add_shipments(self, rows: Sequence[NewShipment]) -> list[str]:
+        """Insert shipments; returns the numbers inserted (existing ones are kept as they are)."""
+        if not rows:
+            return []
+        now = _utcnow()
+        values: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if row.number in values:
+                continue
+            registered = _naive(row.registered_at) or now
+            values[row.number] = {
+                "number": row.number,
+                "carrier": row.carrier,
+                "final_carrier": row.final_carrier,
+                "extra_param": row.extra_param,
+                "tag": row.tag,
+                "order_number": row.order_number,
+                "email": row.email,
+                "buyer_name": row.buyer_name,
+                "package_status": int(PackageStatus.NOT_FOUND),
+                "active": row.active,
+                "synced": False,
+                "registered_at": registered,
+                "updated_at": registered,
+            }
+        async with self._write() as conn:
+            existing = await self._existing_numbers(conn, list(values))
+            fresh = [v for n, v in values.items() if n not in existing]
+            if fresh:
+                # ON CONFLICT: another process may have inserted one since the SELECT.
+                await conn.execute(self._dialect.insert_ignore(shipments), fresh)
+        return [v["number"] for v in fresh]
+
+    async def _existing_numbers(self, conn: AsyncConnection, numbers: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(numbers), _CHUNK):
+            chunk = numbers[start : start + _CHUNK]
+            result = await conn.execute(
+                sa.select(shipments.c.number).where(shipments.c.number.in_(chunk))
+            )
+            found.update(result.scalars())
+        return found
+
+    async def get_shipment(self, number: str) -> ShipmentRecord | None:
+        """One shipment, or None."""
+        async with self._read() as conn:
+            row = (
+                await conn.execute(sa.select(shipments).where(shipments.c.number == number))
+            ).first()
+        return _shipment(row) if row is not None else None
+
+    async def get_shipments(self, numbers: Sequence[str]) -> dict[str, ShipmentRecord]:
+        """The stored shipments among ``numbers``, by number (unknown numbers are absent)."""
+        unique = list(dict.fromkeys(numbers))
+        found: dict[str, ShipmentRecord] = {}
+        async with self._read() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                result = await conn.execute(
+                    sa.select(shipments).where(shipments.c.number.in_(chunk))
+                )
+                for row in result:
+                    record = _shipment(row)
+                    found[record.number] = record
+        return found
+
+    async def list_shipments(
+        self,
+        *,
+        status: PackageStatus | int | str | None = None,
+        active: bool | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[ShipmentRecord]:
+        """Shipments, most recently updated first (then by number).
+
+        ``status`` accepts a ``PackageStatus``, a code or a slug; ``search`` is a
+        case-insensitive substring of the number, order number, email or tag.
+        """
+        query = sa.select(shipments)
+        if status is not None:
+            query = query.where(shipments.c.package_status == int(PackageStatus.parse(status)))
+        if active is not None:
+            query = query.where(shipments.c.active == active)
+        if search:
+            query = query.where(
+                sa.or_(
+                    *(
+                        column.icontains(search.strip(), autoescape=True)
+                        for column in (
+                            shipments.c.number,
+                            shipments.c.order_number,
+                            shipments.c.email,
+                            shipments.c.tag,
+                        )
+                    )
+                )
+            )
+        query = query.order_by(shipments.c.updated_at.desc(), shipments.c.number)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        async with self._read() as conn:
+            result = await conn.execute(query)
+            return [_shipment(row) for row in result]
+
+    async def count_by_status(self) -> dict[PackageStatus, int]:
+        """How many shipments are in each main status (every status present, 0 included)."""
+        counts = dict.fromkeys(PackageStatus, 0)
+        query = sa.select(shipments.c.package_status, sa.func.count()).group_by(
+            shipments.c.package_status
+        )
+        async with self._read() as conn:
+            for code, count in await conn.execute(query):
+                counts[PackageStatus(code)] = count
+        return counts
+
+    async def update_shipment(self, number: str, **values: Any) -> None:
+        """Set columns of one shipment (carrier, final_carrier, tag, active, stopped_at ...).
+
+        ``status`` is accepted for ``package_status``; ``updated_at`` defaults to now.
+        ``ValueError`` names an unknown column.
+        """
+        if "status" in values:
+            values["package_status"] = values.pop("status")
+        unknown = set(values) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update shipment column(s): {', '.join(sorted(unknown))}")
+        if "package_status" in values:
+            values["package_status"] = int(PackageStatus.parse(values["package_status"]))
+        if isinstance(values.get("info"), TrackInfo):
+            values["info"] = encode(values["info"]).decode()
+        values = {k: _naive(v) if isinstance(v, datetime) else v for k, v in values.items()}
+        values.setdefault("updated_at", _utcnow())
+        async with self._write() as conn:
+            await conn.execute(
+                shipments.update().where(shipments.c.number == number).values(**values)
+            )
+
+    async def delete_shipment(self, number: str) -> None:
+        """Forget a shipment (its notification history stays)."""
+        async with self._write() as conn:
+            await conn.execute(shipments.delete().where(shipments.c.number == number))
+
+    # ------------------------------------------------------------------ the outbox
+
+    _apply_state = (
+        shipments.update()
+        .where(shipments.c.number == sa.bindparam("p_number"))
+        .values(
+            package_status=sa.bindparam("p_status"),
+            synced=True,
+            # An update without a usable event time keeps the stored one, so that a later,
+            # older update is still recognised as out of order (status.next_state).
+            latest_event_time=sa.func.coalesce(
+                sa.bindparam("p_event_time", type_=sa.DateTime), shipments.c.latest_event_time
+            ),
+            latest_event_raw=sa.bindparam("p_event_raw", type_=sa.String),
+            latest_event_location=sa.bindparam("p_event_location", type_=sa.String),
+            latest_event_description=sa.bindparam("p_event_description", type_=sa.String),
+            hash=sa.bindparam("p_hash", type_=sa.BigInteger),
+            info=sa.bindparam("p_info", type_=sa.Text),
+            updated_at=sa.bindparam("p_now", type_=sa.DateTime),
+            carrier=sa.func.coalesce(
+                shipments.c.carrier, sa.bindparam("p_carrier", type_=sa.Integer)
+            ),
+            origin_country=sa.func.coalesce(
+                sa.bindparam("p_origin", type_=sa.Integer), shipments.c.origin_country
+            ),
+            destination_country=sa.func.coalesce(
+                sa.bindparam("p_destination", type_=sa.Integer), shipments.c.destination_country
+            ),
+            last_push_at=sa.func.coalesce(
+                sa.bindparam("p_pushed", type_=sa.DateTime), shipments.c.last_push_at
+            ),
+        )
+    )
+
+    async def apply_updates(
+        self,
+        updates: Sequence[ShipmentUpdate],
+        *,
+        now: datetime,
+        seller_day_start: datetime,
+        seller_daily_limit: int,
+    ) -> list[NotificationRecord]:
+        """Store new tracking states and their notification intents in ONE transaction.
+
+        For each update, in order: when ``transition.applies``, the shipment takes the new
+        state (it is created first when unknown: a push for a number registered outside
+        trackops); every intent becomes a pending notification row due at ``now``. Seller
+        rows beyond ``seller_daily_limit`` -- counting the seller rows created since
+        ``seller_day_start`` that were not suppressed, this call's included -- are stored
+        as ``suppressed`` with reason "daily limit". Returns the notification rows inserted.
+        Either everything is stored or (on any error) nothing.
+        """
+        if not updates:
+            return []
+        now = _naive(now) or _utcnow()
+        day_start = _naive(seller_day_start)
+        state_rows: list[dict[str, Any]] = []
+        new_rows: dict[str, dict[str, Any]] = {}
+        intents: list[tuple[ShipmentUpdate, NotificationIntent]] = []
+        for update in updates:
+            for intent in update.intents:
+                intents.append((update, intent))
+            if not update.transition.applies:
+                continue
+            info = update.info
+            event_ = info.latest_event
+            first_carrier = info.first_carrier or None
+            state_rows.append(
+                {
+                    "p_number": update.number,
+                    "p_status": int(update.transition.new_status),
+                    "p_event_time": event_.time if event_ else None,
+                    "p_event_raw": event_.time_raw if event_ else None,
+                    "p_event_location": (event_.place or None) if event_ else None,
+                    "p_event_description": event_.description if event_ else None,
+                    "p_hash": info.hash,
+                    "p_info": encode(info).decode(),
+                    "p_now": now,
+                    "p_carrier": first_carrier,
+                    "p_origin": info.origin_country,
+                    "p_destination": info.destination_country,
+                    "p_pushed": _naive(update.pushed_at),
+                }
+            )
+            if update.number not in new_rows:
+                new_rows[update.number] = {
+                    "number": update.number,
+                    "carrier": update.carrier or first_carrier,
+                    "tag": update.tag,
+                    "order_number": update.order,
+                    "email": update.email,
+                    "buyer_name": update.name,
+                    "package_status": int(PackageStatus.NOT_FOUND),
+                    "active": True,
+                    "synced": False,
+                    "registered_at": now,
+                    "updated_at": now,
+                }
+        # Rows are written in number order (stable: one number's updates keep their order) so
+        # that concurrent batches on PostgreSQL lock rows in the same order: no deadlock.
+        state_rows.sort(key=lambda row: row["p_number"])
+        has_seller = any(intent.audience == "seller" for _, intent in intents)
+        async with self._write() as conn:
+            if has_seller:
+                # Taken before any row lock (same order everywhere), so that two processes
+                # cannot both count 99 and both send the 100th.
+                await self._dialect.lock(conn, _LOCK_SELLER_LIMIT)
+            orders = await self._orders(
+                conn, sorted({u.number for u, _ in intents} | set(new_rows))
+            )
+            missing = [new_rows[number] for number in sorted(new_rows) if number not in orders]
+            if missing:
+                await conn.execute(self._dialect.insert_ignore(shipments), missing)
+                for row in missing:
+                    orders[row["number"]] = row["order_number"]
+            if state_rows:
+                await conn.execute(self._apply_state, state_rows)
+            if not intents:
+                return []
+            seller_count = await self._seller_count(conn, day_start) if has_seller else 0
+            rows: list[dict[str, Any]] = []
+            for update, intent in intents:
+                send_status, reason = "pending", None
+                if intent.audience == "seller":
+                    if seller_count >= seller_daily_limit:
+                        send_status, reason = "suppressed", DAILY_LIMIT_REASON
+                    else:
+                        seller_count += 1
+                rows.append(
+                    {
+                        "created_at": now,
+                        "number": update.number,
+                        "order_number": orders.get(update.number, update.order),
+                        "audience": intent.audience,
+                        "channel": intent.channel,
+                        "recipient": intent.recipient,
+                        "condition": intent.condition,
+                        "condition_kind": intent.condition_kind,
+                        "from_status": int(intent.from_status),
+                        "to_status": int(intent.to_status),
+                        "send_status": send_status,
+                        "reason": reason,
+                        "attempts": 0,
+                        "sent_at": None,
+                        "next_attempt_at": now if send_status == "pending" else None,
+                        "resend_of": None,
+                        "subject": None,
+                        "body": None,
+                    }
+                )
+            return await self._insert_notifications(conn, rows)
+
+    async def _orders(self, conn: AsyncConnection, numbers: Sequence[str]) -> dict[str, Any]:
+        """Order numbers of the stored shipments among ``numbers`` (the keys: which exist)."""
+        found: dict[str, Any] = {}
+        for start in range(0, len(numbers), _CHUNK):
+            chunk = numbers[start : start + _CHUNK]
+            result = await conn.execute(
+                sa.select(shipments.c.number, shipments.c.order_number).where(
+                    shipments.c.number.in_(chunk)
+                )
+            )
+            found.update({number: order for number, order in result})
+        return found
+
+    @staticmethod
+    async def _seller_count(conn: AsyncConnection, day_start: datetime | None) -> int:
+        query = sa.select(sa.func.count()).where(
+            notifications.c.audience == "seller",
+            notifications.c.send_status != "suppressed",
+        )
+        if day_start is not None:
+            query = query.where(notifications.c.created_at >= day_start)
+        return int(await conn.scalar(query) or 0)
+
+    async def _insert_notifications(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]]
+    ) -> list[NotificationRecord]:
+        ids = await self._dialect.insert_with_ids(conn, notifications, rows)
+        return [_notification({**row, "id": id_}) for row, id_ in zip(rows, ids, strict=True)]
+
+    # ------------------------------------------------------------------ notifications
+
+    async def add_notification(self, row: NewNotification) -> NotificationRecord:
+        """Insert one notification row as given (resends, reports): no daily limit applies."""
+        _check_send_status(row.send_status)
+        created = _naive(row.created_at) or _utcnow()
+        next_attempt = _naive(row.next_attempt_at)
+        if next_attempt is None and row.send_status == "pending":
+            next_attempt = created
+        values = {
+            "created_at": created,
+            "number": row.number,
+            "order_number": row.order_number,
+            "audience": row.audience,
+            "channel": row.channel,
+            "recipient": row.recipient,
+            "condition": row.condition,
+            "condition_kind": row.condition_kind,
+            "from_status": None if row.from_status is None else int(row.from_status),
+            "to_status": None if row.to_status is None else int(row.to_status),
+            "send_status": row.send_status,
+            "reason": row.reason,
+            "attempts": row.attempts,
+            "sent_at": None,
+            "next_attempt_at": next_attempt,
+            "resend_of": row.resend_of,
+            "subject": row.subject,
+            "body": row.body,
+        }
+        async with self._write() as conn:
+            (record,) = await self._insert_notifications(conn, [values])
+        return record
+
+    async def get_notification(self, id: int) -> NotificationRecord | None:
+        """One history row, or None."""
+        async with self._read() as conn:
+            row = (
+                await conn.execute(sa.select(notifications).where(notifications.c.id == id))
+            ).first()
+        return _notification(row._mapping) if row is not None else None
+
+    async def due_notifications(
+        self, *, now: datetime, limit: int = 100
+    ) -> list[NotificationRecord]:
+        """Pending rows whose ``next_attempt_at`` has come, longest due first."""
+        query = (
+            sa.select(notifications)
+            .where(
+                notifications.c.send_status == "pending",
+                notifications.c.next_attempt_at <= _naive(now),
+            )
+            .order_by(notifications.c.next_attempt_at, notifications.c.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [_notification(row._mapping) for row in await conn.execute(query)]
+
+    async def mark_notification(
+        self,
+        id: int,
+        *,
+        send_status: str,
+        reason: str | None,
+        attempts: int,
+        sent_at: datetime | None,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """Record the outcome of a send attempt (a pending row without a time is due now)."""
+        _check_send_status(send_status)
+        if send_status == "pending" and next_attempt_at is None:
+            next_attempt_at = _utcnow()
+        async with self._write() as conn:
+            await conn.execute(
+                notifications.update()
+                .where(notifications.c.id == id)
+                .values(
+                    send_status=send_status,
+                    reason=reason,
+                    attempts=attempts,
+                    sent_at=_naive(sent_at),
+                    next_attempt_at=_naive(next_attempt_at),
+                )
+            )
+
+    async def history(
+        self,
+        *,
+        search: str | None = None,
+        send_status: str | None = None,
+        condition: str | None = None,
+        limit: int | None = None,
+    ) -> list[NotificationRecord]:
+        """Notification rows, newest first.
+
+        ``search``: case-insensitive substring of the tracking number, recipient or order
+        number. ``condition``: ``default`` or ``custom`` (the kind), else a condition's name.
+        """
+        query = sa.select(notifications)
+        if search and search.strip():
+            text = search.strip()
+            query = query.where(
+                sa.or_(
+                    notifications.c.number.icontains(text, autoescape=True),
+                    notifications.c.recipient.icontains(text, autoescape=True),
+                    notifications.c.order_number.icontains(text, autoescape=True),
+                )
+            )
+        if send_status is not None:
+            _check_send_status(send_status)
+            query = query.where(notifications.c.send_status == send_status)
+        if condition is not None:
+            if condition in CONDITION_KINDS:
+                query = query.where(notifications.c.condition_kind == condition)
+            else:
+                query = query.where(notifications.c.condition == condition)
+        query = query.order_by(notifications.c.created_at.desc(), notifications.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._read() as conn:
+            return [_notification(row._mapping) for row in await conn.execute(query)]
+
+    # ------------------------------------------------------------------ webhook inbox
+
+    async def inbox_add_many(self, bodies: Sequence[tuple[bytes, datetime]]) -> list[int]:
+        """Store push bodies (with their receive times) in one transaction; their ids, in order."""
+        if not bodies:
+            return []
+        rows = [{"body": bytes(body), "received_at": _naive(at)} for body, at in bodies]
+        async with self._write() as conn:
+            return await self._dialect.insert_with_ids(conn, inbox, rows)
+
+    async def inbox_pending(self, limit: int = 100) -> list[InboxRow]:
+        """Unprocessed pushes, oldest first."""
+        query = sa.select(inbox).where(inbox.c.processed_at.is_(None)).order_by(inbox.c.id)
+        async with self._read() as conn:
+            result = await conn.execute(query.limit(limit))
+            return [
+                InboxRow(
+                    id=row.id,
+                    body=bytes(row.body),
+                    received_at=row.received_at,
+                    processed_at=row.processed_at,
+                    error=row.error,
+                )
+                for row in result
+            ]
+
+    async def inbox_done(self, id: int, *, processed_at: datetime, error: str | None) -> None:
+        """Mark a push processed (``error`` says why it could not be applied, if so)."""
+        async with self._write() as conn:
+            await conn.execute(
+                inbox.update()
+                .where(inbox.c.id == id)
+                .values(processed_at=_naive(processed_at), error=error)
+            )
+
+    async def inbox_stats(self) -> InboxStats:
+        """Unprocessed rows and the receive time of the newest push."""
+        async with self._read() as conn:
+            backlog = await conn.scalar(
+                sa.select(sa.func.count()).where(inbox.c.processed_at.is_(None))
+            )
+            last = await conn.scalar(sa.select(sa.func.max(inbox.c.received_at)))
+        return InboxStats(backlog=int(backlog or 0), last_received_at=last)
+
+    async def inbox_prune(self, *, before: datetime) -> int:
+        """Delete processed pushes received before ``before``; returns how many."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                inbox.delete().where(
+                    inbox.c.processed_at.is_not(None), inbox.c.received_at < _naive(before)
+                )
+            )
+            return int(result.rowcount or 0)
