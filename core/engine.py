@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +37,7 @@ from trackops.core.store import (
     Store,
 )
 from trackops.core.wire import (
+    EVENT_TRACKING_UPDATED,
     ApiErrorBody,
     ChangeCarrierItem,
     NumberItem,
@@ -67,6 +70,14 @@ ALREADY_REGISTERED = -18019901
 NO_INFO_YET = -18019909
 _SEND_CONCURRENCY = 8
 _RETRY_BASE_SECONDS = 30.0
+
+
+def _log_push(inbox_id: int, number: str | None, event: str, **fields: Any) -> None:
+    """One structured (JSON) log line per push processed from the inbox."""
+    if log.isEnabledFor(logging.INFO):
+        record = {"inbox_id": inbox_id, "number": number, "event": event}
+        record.update({k: v for k, v in fields.items() if v is not None})
+        log.info("push %s", json.dumps(record, ensure_ascii=False))
 
 
 def utcnow() -> datetime:
@@ -628,44 +639,58 @@ class Engine:
         """Apply stored webhook pushes, oldest first; returns how many rows were processed.
 
         A row that cannot be decoded keeps its error and never blocks the rows after it.
-        Pushes of one batch are applied in one transaction, in the order received.
+        Pushes of one batch are applied in one transaction, in the order received. Each push
+        gets one structured log line: inbox id, number, event, status change, time spent.
         """
         async with self._inbox_lock:
             rows = await self.store.inbox_pending(limit)
             if not rows:
                 return 0
-            now = self.clock()
+            started = time.perf_counter()
             updates: list[tuple[str, TrackInfo]] = []
+            update_rows: list[tuple[int, datetime]] = []
             extras: dict[str, dict[str, Any]] = {}
             stopped: list[TrackingStopped] = []
-            outcome: dict[int, str | None] = {}
+            errors: dict[int, str] = {}
             for row in rows:
                 try:
                     envelope = decode_push(row.body)
                     data = decode_push_data(envelope.event, bytes(envelope.data))
                 except WireError as exc:
-                    outcome[row.id] = str(exc)
-                    log.warning("inbox row %s cannot be read: %s", row.id, exc)
+                    errors[row.id] = str(exc)
+                    _log_push(row.id, None, "unreadable", error=str(exc))
                     continue
                 if isinstance(data, TrackingUpdated):
                     updates.append((data.number, data.track))
+                    update_rows.append((row.id, row.received_at))
                     extras[data.number] = {"tag": data.tag, "pushed_at": row.received_at}
                 elif isinstance(data, TrackingStopped):
                     stopped.append(data)
+                    _log_push(row.id, data.number, envelope.event)
                 else:
-                    log.info(
-                        "inbox row %s: event %r is not one trackops acts on", row.id, envelope.event
-                    )
-                outcome[row.id] = None
-            try:
-                await self.apply_track_infos(updates, extras)
-            except WireError as exc:  # pragma: no cover - decoded above
-                for key in outcome:
-                    outcome[key] = outcome[key] or str(exc)
+                    _log_push(row.id, None, envelope.event, note="event type not acted on")
+            transitions, _ = await self.apply_track_infos(updates, extras)
             if stopped:
                 await self._mark_stopped(stopped)
+            now = self.clock()
+            ms = round((time.perf_counter() - started) * 1000, 2)
+            for (row_id, received_at), t in zip(update_rows, transitions, strict=True):
+                _log_push(
+                    row_id,
+                    t.number,
+                    EVENT_TRACKING_UPDATED,
+                    change=f"{t.old_status.slug}->{t.new_status.slug}"
+                    if t.status_changed
+                    else None,
+                    applied=t.applies,
+                    duplicate=t.duplicate,
+                    out_of_order=t.out_of_order,
+                    notified=t.notifies,
+                    batch_ms=ms,
+                    waited_s=round((now - received_at).total_seconds(), 3),
+                )
             for row in rows:
-                await self.store.inbox_done(row.id, processed_at=now, error=outcome.get(row.id))
+                await self.store.inbox_done(row.id, processed_at=now, error=errors.get(row.id))
             return len(rows)
 
     # ------------------------------------------------------------------ dispatcher

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -236,3 +237,51 @@ def _new(number: str, **values: object) -> object:
     from trackops.core.store import NewShipment
 
     return NewShipment(number=number, registered_at=BASE - days(2), **values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def listener_with(tmp_path: Path, **webhook: object) -> AsyncIterator[Listener]:
+    settings = settings_for(tmp_path)
+    settings = dataclasses.replace(
+        settings, webhook=dataclasses.replace(settings.webhook, **webhook)
+    )
+    channel = RecordingChannel("memory")
+    async with Engine(settings, channels=[channel], load_plugins=False) as engine:
+        app = create_app(settings, engine, background=False)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            yield Listener(base + settings.webhook.path, base, engine, channel, session)
+        await runner.cleanup()
+
+
+async def test_allow_list_refuses_other_sources(tmp_path: Path) -> None:
+    async with listener_with(tmp_path, allow_networks=("10.0.0.0/8",)) as lst:
+        assert (await lst.post(push_body("RR123456789CN"))).status == 403
+        # X-Forwarded-For is not believed from an untrusted peer.
+        forged = {"X-Forwarded-For": "10.1.2.3"}
+        assert (await lst.post(push_body("RR123456789CN"), headers=forged)).status == 403
+    async with listener_with(tmp_path, allow_networks=("127.0.0.0/8",)) as lst:
+        assert (await lst.post(push_body("RR123456789CN"))).status == 200
+
+
+async def test_a_trusted_proxy_forwards_the_client_address(tmp_path: Path) -> None:
+    async with listener_with(
+        tmp_path, allow_networks=("10.0.0.0/8",), trusted_proxies=("127.0.0.1/32",)
+    ) as lst:
+        ok = {"X-Forwarded-For": "203.0.113.9, 10.1.2.3"}
+        assert (await lst.post(push_body("RR123456789CN"), headers=ok)).status == 200
+        outside = {"X-Forwarded-For": "203.0.113.9"}
+        assert (await lst.post(push_body("RR123456789CN"), headers=outside)).status == 403
+
+
+async def test_a_path_prefix_behind_a_reverse_proxy(tmp_path: Path) -> None:
+    async with listener_with(tmp_path, path="/shop/hooks/17track") as lst:
+        assert lst.url.endswith("/shop/hooks/17track")
+        assert (await lst.post(push_body("RR123456789CN"))).status == 200
+        async with lst.session.post(lst.base + PATH, data=push_body("RR123456789CN")) as r:
+            assert r.status == 404
