@@ -36,7 +36,7 @@ from trackops.core.engine import Change, Engine, RegisterRequest
 __all__ = ["ConsoleChannel", "demo_numbers", "demo_settings", "run_demo"]
 
 DEMO_KEY = "demo-key"
-_COUNTRIES = ("CN", "US", "GB", "DE", "FR", "NL", "JP", "ES")
+_COUNTRIES = ("CN", "US", "GB", "DE", "FR", "AU", "JP", "ES")
 
 
 def free_port() -> int:
