@@ -2,7 +2,8 @@
 
 Every failure a user can cause (bad config, bad arguments, an API error, the network) ends as
 one line on stderr, ``trackops: error: ...``, and a non-zero exit; never a traceback. Exit
-codes: 0 done, 1 the work failed or was partly refused, 2 bad usage or configuration.
+codes: 0 done, 1 the work failed or was partly refused, 2 bad usage or configuration,
+70 an internal error (a bug: the message says so).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from trackops.core.wire import PackageStatus, Rejected, TrackApiError, WireError
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
 
 class UsageError(Exception):
@@ -702,7 +703,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # every known failure becomes one line, see _describe_failure
         message = _describe_failure(exc)
         if message is None:
-            raise
+            # A bug of ours: still one line, with the traceback only when asked for.
+            if args.verbose:
+                logging.getLogger("trackops").exception("internal error")
+            message = f"internal error: {type(exc).__name__}: {exc} (run with -v for details)"
+            _err(message)
+            return EXIT_INTERNAL
         _err(message)
         return EXIT_FAILED
 
