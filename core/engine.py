@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -23,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from trackops.core.channels import Channel, ChannelError, Message
+from trackops.core.channels import Attachment, Channel, ChannelError, Message
 from trackops.core.client import TrackClient
 from trackops.core.config import Settings
+from trackops.core.reports import REPORT_KINDS, ReportKind, build_report, export_csv, period_of
 from trackops.core.rules import Rules, ShipmentFacts
 from trackops.core.status import Transition, decide, next_state
 from trackops.core.store import (
@@ -704,16 +706,34 @@ class Engine:
                 return 0
             numbers = list({r.number for r in rows if r.number})
             shipments = await self.store.get_shipments(numbers) if numbers else {}
+            attachments: tuple[Attachment, ...] = ()
+            if any(r.audience == "report" for r in rows):
+                # Reports carry the shipment list as of sending, so a retried or resent
+                # report is never stale.
+                everything = await self.store.list_shipments()
+                attachments = (
+                    Attachment(
+                        filename=f"trackops-shipments-{now:%Y-%m-%d}.csv",
+                        content=export_csv(everything, self.carrier_name),
+                        mime_type="text/csv",
+                    ),
+                )
             semaphore = asyncio.Semaphore(_SEND_CONCURRENCY)
 
             async def one(row: NotificationRecord) -> None:
                 async with semaphore:
-                    await self._send(row, shipments.get(row.number))
+                    extra = attachments if row.audience == "report" else ()
+                    await self._send(row, shipments.get(row.number or ""), extra)
 
             await asyncio.gather(*(one(r) for r in rows))
             return len(rows)
 
-    async def _send(self, row: NotificationRecord, shipment: ShipmentRecord | None) -> None:
+    async def _send(
+        self,
+        row: NotificationRecord,
+        shipment: ShipmentRecord | None,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> None:
         attempts = row.attempts + 1
         channel = self.channels.get(row.channel)
         reason: str | None
@@ -722,7 +742,10 @@ class Engine:
             reason, retryable = f"channel {row.channel!r} is not configured", False
         else:
             try:
-                await channel.send(self.message_for(row, shipment))
+                message = self.message_for(row, shipment)
+                if attachments:
+                    message = dataclasses.replace(message, attachments=attachments)
+                await channel.send(message)
                 reason = None
             except ChannelError as exc:
                 reason, retryable = exc.reason, exc.retryable
@@ -814,6 +837,51 @@ class Engine:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), idle_seconds)
+
+    async def send_report(self, kind: ReportKind) -> list[NotificationRecord]:
+        """Queue the weekly or monthly report, or the full export, to every report recipient.
+
+        One history row per recipient and channel (audience ``report``); they are sent at once
+        and, like any notification, retried and recorded. The CSV attachment is built when
+        sending.
+        """
+        reports = self.settings.notifications.reports
+        if kind not in REPORT_KINDS:
+            raise ValueError(f"unknown report {kind!r}; expected one of {', '.join(REPORT_KINDS)}")
+        if not reports.recipients:
+            raise ValueError(
+                "no report recipients: set [notifications.reports] recipients in the config"
+            )
+        unknown = [c for c in reports.channels if c not in self.channels]
+        if unknown:
+            raise ValueError(
+                f"[notifications.reports] channels: unknown channel {unknown[0]!r}; "
+                f"known channels: {', '.join(sorted(self.channels)) or 'none'}"
+            )
+        now = self.clock()
+        start, _ = period_of(kind, now)
+        shipments = await self.store.list_shipments()
+        history = [n for n in await self.store.history() if n.created_at >= start]
+        report = build_report(kind, shipments, history, now=now, carrier_name=self.carrier_name)
+        rows = []
+        for channel in reports.channels:
+            for recipient in reports.recipients:
+                row = await self.store.add_notification(
+                    NewNotification(
+                        audience="report",
+                        channel=channel,
+                        recipient=recipient,
+                        condition=f"{kind}-report" if kind != "export" else "export",
+                        condition_kind="default",
+                        created_at=now,
+                        subject=report.subject,
+                        body=report.body,
+                    )
+                )
+                rows.append(row)
+                self._publish(Change("notification", "", None, row.id, row.send_status))
+        await self.dispatch_pending()
+        return [await self.store.get_notification(r.id) or r for r in rows]
 
     async def resend(self, notification_id: int) -> NotificationRecord:
         """Send a failed notification again as a new history row (17TRACK cannot; we can)."""

@@ -21,6 +21,12 @@ How it holds together:
 * **The outbox guarantee**: ``apply_updates`` writes a batch of shipments' new states and
   their notification intents in ONE transaction, so a crash between "decided" and "sent"
   loses nothing and sends nothing twice: the rows stay pending for the dispatcher.
+* **Claiming the outbox**: ``claim_due`` picks due pending rows and pushes their
+  ``next_attempt_at`` a lease ahead in one write transaction, so several dispatchers (several
+  ``trackops serve`` processes on one database) never take the same row. PostgreSQL locks the
+  picked rows with ``FOR UPDATE SKIP LOCKED`` (a concurrent claim skips them instead of waiting
+  or taking them too); SQLite's writers are serialised by ``BEGIN IMMEDIATE``. A dispatcher
+  that dies after claiming leaves its rows pending: they are due again when the lease ends.
 
 Times are naive UTC ``datetime``s everywhere (aware ones are converted on the way in).
 """
@@ -30,8 +36,8 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -662,6 +668,19 @@ class _Dialect:
         )
         return list(result.scalars())
 
+    def claiming(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """``query`` as the selecting step of a claim (rows the transaction then updates).
+
+        PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so that a concurrent claim neither waits for
+        nor takes the rows this one picked (and a row another claim committed in between is
+        re-checked against the WHERE clause, which its new ``next_attempt_at`` then fails).
+        SQLite has no row locks: the claim's write transaction (BEGIN IMMEDIATE) holds the
+        database's write lock from its start, so claims run one after the other.
+        """
+        if self.is_postgresql:
+            return query.with_for_update(skip_locked=True)
+        return query
+
     def insert_ignore(self, table: sa.Table) -> Any:
         """``INSERT ... ON CONFLICT DO NOTHING`` (on the primary key) in this dialect."""
         module = pg_dialect if self.is_postgresql else sqlite_dialect
@@ -1175,7 +1194,11 @@ class Store:
     async def due_notifications(
         self, *, now: datetime, limit: int = 100
     ) -> list[NotificationRecord]:
-        """Pending rows whose ``next_attempt_at`` has come, longest due first."""
+        """Pending rows whose ``next_attempt_at`` has come, longest due first.
+
+        Read-only: two dispatchers reading this at once see the same rows. A dispatcher that
+        may run alongside others takes its rows with ``claim_due`` instead.
+        """
         query = (
             sa.select(notifications)
             .where(
@@ -1187,6 +1210,48 @@ class Store:
         )
         async with self._read() as conn:
             return [_notification(row._mapping) for row in await conn.execute(query)]
+
+    async def claim_due(
+        self, *, now: datetime, limit: int = 100, lease: timedelta = timedelta(minutes=2)
+    ) -> list[NotificationRecord]:
+        """Take up to ``limit`` due pending rows for sending, longest due first.
+
+        In ONE write transaction: pick the pending rows whose ``next_attempt_at`` is at or
+        before ``now`` (ordered by ``next_attempt_at``, then id) and set their
+        ``next_attempt_at`` to ``now + lease``. Returns them with that new time, in the order
+        picked. Concurrent claims, from this store or another process on the same database,
+        never return the same row while its lease lasts; a row that is not marked (sent,
+        failed, or pending with a retry time) before the lease ends is due again then, so a
+        dispatcher that died after claiming delays its rows by ``lease``, and loses none.
+        ``send_status``, ``attempts`` and ``reason`` are left as they are.
+
+        ``ValueError`` for a ``lease`` that is not positive; ``limit`` below 1 claims nothing.
+        """
+        if lease <= timedelta(0):
+            raise ValueError(f"claim lease must be positive, got {lease}")
+        if limit < 1:
+            return []
+        at = _naive(now) or _utcnow()
+        until = at + lease
+        query = self._dialect.claiming(
+            sa.select(notifications)
+            .where(
+                notifications.c.send_status == "pending",
+                notifications.c.next_attempt_at <= at,
+            )
+            .order_by(notifications.c.next_attempt_at, notifications.c.id)
+            .limit(limit)
+        )
+        async with self._write() as conn:
+            picked = [_notification(row._mapping) for row in await conn.execute(query)]
+            ids = [record.id for record in picked]
+            for start in range(0, len(ids), _CHUNK):
+                await conn.execute(
+                    notifications.update()
+                    .where(notifications.c.id.in_(ids[start : start + _CHUNK]))
+                    .values(next_attempt_at=until)
+                )
+        return [replace(record, next_attempt_at=until) for record in picked]
 
     async def mark_notification(
         self,

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -837,6 +838,121 @@ async def test_due_and_mark_notifications(store: Store) -> None:
             seller.id, send_status="ok", reason=None, attempts=1, sent_at=None, next_attempt_at=None
         )
     assert await store.get_notification(999_999) is None
+
+
+LEASE = timedelta(minutes=2)
+
+
+def _pending(recipient: str, due: datetime, **kwargs: Any) -> NewNotification:
+    return NewNotification(
+        audience="customer",
+        channel="email",
+        recipient=recipient,
+        condition="customer",
+        created_at=due,
+        **kwargs,
+    )
+
+
+async def test_claim_due_takes_the_longest_due_first_within_the_limit(store: Store) -> None:
+    minutes_ago = (1, 30, 10, 10)  # the two at -10 min go by id
+    due = [
+        await store.add_notification(_pending(f"r{i}@x.io", NOW - timedelta(minutes=m)))
+        for i, m in enumerate(minutes_ago)
+    ]
+    long_ago = NOW - timedelta(days=1)
+    for send_status in ("sent", "failed", "suppressed"):  # never claimed, whatever their time
+        await store.add_notification(
+            _pending(send_status, long_ago, send_status=send_status, next_attempt_at=long_ago)
+        )
+    later = await store.add_notification(_pending("later@x.io", NOW + timedelta(seconds=1)))
+
+    first = await store.claim_due(now=NOW, limit=2, lease=LEASE)
+    assert [r.id for r in first] == [due[1].id, due[2].id]
+    second = await store.claim_due(now=NOW.replace(tzinfo=UTC), limit=2, lease=LEASE)
+    assert [r.id for r in second] == [due[3].id, due[0].id]
+    assert await store.claim_due(now=NOW, limit=2, lease=LEASE) == []
+    assert [r.id for r in await store.claim_due(now=later.created_at)] == [later.id]
+    assert await store.claim_due(now=NOW + LEASE, limit=0) == []
+    with pytest.raises(ValueError, match="lease must be positive"):
+        await store.claim_due(now=NOW, lease=timedelta(0))
+
+
+async def test_claim_due_leases_a_row_until_the_lease_ends(store: Store) -> None:
+    await _history_rows(store)  # customer due at NOW, the two seller rows at NOW + 5 min
+    (claimed,) = await store.claim_due(now=NOW, lease=LEASE)
+    assert claimed.condition == "customer"
+    assert claimed.next_attempt_at == NOW + LEASE
+    stored = await store.get_notification(claimed.id)
+    assert stored == claimed  # as stored: still pending, attempts untouched
+    assert (claimed.send_status, claimed.attempts, claimed.reason) == ("pending", 0, None)
+
+    # While the lease lasts, the row is neither due nor claimable (another dispatcher has it).
+    just_before = NOW + LEASE - timedelta(seconds=1)
+    assert await store.due_notifications(now=just_before) == []
+    assert await store.claim_due(now=just_before) == []
+
+    # The dispatcher died without marking it: the row is due again once the lease ends.
+    assert [r.id for r in await store.due_notifications(now=NOW + LEASE)] == [claimed.id]
+    (again,) = await store.claim_due(now=NOW + LEASE, lease=LEASE)
+    assert (again.id, again.next_attempt_at) == (claimed.id, NOW + 2 * LEASE)
+
+    # Marking decides what happens next: a retry time replaces the lease, sent is final.
+    retry_at = NOW + timedelta(hours=1)
+    await store.mark_notification(
+        claimed.id,
+        send_status="pending",
+        reason="timeout",
+        attempts=1,
+        sent_at=None,
+        next_attempt_at=retry_at,
+    )
+    # (the seller rows, due since NOW + 5 min, are claimed for longer: out of the way)
+    others = await store.claim_due(now=retry_at - timedelta(seconds=1), lease=timedelta(hours=2))
+    assert [r.condition for r in others] == ["seller", "late parcels"]
+    (retried,) = await store.claim_due(now=retry_at, lease=LEASE)
+    assert (retried.id, retried.attempts, retried.reason) == (claimed.id, 1, "timeout")
+    await store.mark_notification(
+        claimed.id, send_status="sent", reason=None, attempts=2, sent_at=NOW, next_attempt_at=None
+    )
+    final = await store.claim_due(now=datetime(2100, 1, 1), limit=1000)
+    assert [r.condition for r in final] == ["seller", "late parcels"]  # not the sent row
+
+
+async def test_concurrent_dispatchers_claim_every_row_exactly_once(target: Target) -> None:
+    """Three stores on one database (three ``trackops serve`` processes), two dispatch loops
+    each, claim 300 due rows in small batches at once: each row goes to exactly one loop."""
+    stores = [await target.open() for _ in range(3)]
+    try:
+        created = await apply(
+            stores[0], [update(f"CL{i:08d}", intents=[intent()]) for i in range(300)]
+        )
+        expected = sorted(r.id for r in created)
+
+        async def dispatcher(store: Store, limit: int) -> list[int]:
+            claimed: list[int] = []
+            while batch := await store.claim_due(now=NOW, limit=limit, lease=LEASE):
+                assert len(batch) <= limit
+                assert all(r.next_attempt_at == NOW + LEASE for r in batch)
+                claimed.extend(r.id for r in batch)
+            return claimed
+
+        results = await asyncio.gather(
+            *(dispatcher(store, limit) for store in stores for limit in (5, 7))
+        )
+        claimed = [id_ for result in results for id_ in result]
+        duplicates = sorted(id_ for id_, n in Counter(claimed).items() if n > 1)
+        assert duplicates == []
+        assert sorted(claimed) == expected
+        assert sum(1 for result in results if result) >= 2  # the loops did run side by side
+
+        # Nothing is left to claim until the lease ends; then every row is due again.
+        assert await stores[1].due_notifications(now=NOW, limit=1000) == []
+        again = await stores[2].claim_due(now=NOW + LEASE, limit=1000)
+        assert sorted(r.id for r in again) == expected
+    finally:
+        for store in stores:
+            await store.close()
 
 
 async def test_add_notification_for_resends_and_reports(store: Store) -> None:
