@@ -72,6 +72,7 @@ ALREADY_REGISTERED = -18019901
 NO_INFO_YET = -18019909
 _SEND_CONCURRENCY = 8
 _RETRY_BASE_SECONDS = 30.0
+_CLAIM_LEASE = timedelta(minutes=5)
 
 
 def _log_push(inbox_id: int, number: str | None, event: str, **fields: Any) -> None:
@@ -701,7 +702,9 @@ class Engine:
         """Send every due notification once; returns how many were attempted."""
         async with self._dispatch_lock:
             now = self.clock()
-            rows = await self.store.due_notifications(now=now, limit=limit)
+            # A claim leases the rows, so several `serve` processes on one database never
+            # send the same row; a dispatcher that dies leaves them due again after the lease.
+            rows = await self.store.claim_due(now=now, limit=limit, lease=_CLAIM_LEASE)
             if not rows:
                 return 0
             numbers = list({r.number for r in rows if r.number})
