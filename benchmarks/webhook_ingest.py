@@ -146,7 +146,8 @@ async def main(args: argparse.Namespace) -> None:
         config.write_text(
             f'[api]\nkey = "{KEY}"\nbase_url = "http://127.0.0.1:9/track/v1"\n'
             f'[store]\nurl = "sqlite:///{db}"\n[webhook]\nport = {port}\n'
-            "[notifications.customer]\nenabled = false\n[notifications.seller]\nenabled = false\n"
+            "[notifications.customer]\nenabled = false\nchannels = []\n"
+            "[notifications.seller]\nenabled = false\nchannels = []\n"
             '[plugins]\ndisable = ["email", "slack", "discord"]\n',
             encoding="utf-8",
         )

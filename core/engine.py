@@ -310,6 +310,7 @@ class Engine:
         items: list[RegisterItem] = []
         wanted: dict[str, RegisterRequest] = {}
         helpers = self._carriers()
+        params = self._plugins.carrier_params if self._plugins is not None else None
         for req in requests:
             number = req.number.strip()
             try:
@@ -320,13 +321,19 @@ class Engine:
             if number in wanted:
                 continue
             if helpers is not None and req.carrier:
-                missing = helpers.missing_required(req.carrier, req.param)
+                missing = helpers.missing_required(req.carrier, req.param, params)
                 if missing is not None:
                     code = missing.error_code
-                    rejected.append(
-                        _rejected(number, code, helpers.explain_error(code, req.carrier))
-                    )
+                    hint = helpers.explain_error(code, req.carrier, params)
+                    rejected.append(_rejected(number, code, hint))
                     continue
+                if req.param:
+                    try:
+                        formatted = helpers.format_extra_param(req.carrier, req.param, params)
+                    except ValueError as exc:
+                        rejected.append(_rejected(number, -18010011, str(exc)))
+                        continue
+                    req = dataclasses.replace(req, param=formatted)
             wanted[number] = req
             items.append(
                 RegisterItem(
@@ -364,7 +371,7 @@ class Engine:
                     notes[number] = "already registered at 17TRACK; now tracked here too"
                     continue
                 if helpers is not None and req is not None:
-                    hint = helpers.explain_error(rej.error.code, req.carrier)
+                    hint = helpers.explain_error(rej.error.code, req.carrier, params)
                     if hint:
                         rej = _rejected(number, rej.error.code, hint)
                 rejected.append(rej)
@@ -557,6 +564,7 @@ class Engine:
             states = {n: r.stored_state() for n, r in records.items()}
             transitions: list[Transition] = []
             store_updates: list[ShipmentUpdate] = []
+            observed: list[tuple[Transition, ShipmentFacts]] = []
             for number, info in updates:
                 extra = (extras or {}).get(number, {})
                 transition = decide(
@@ -578,6 +586,7 @@ class Engine:
                     destination_country=info.destination_country,
                 )
                 intents = self.rules.intents(transition, facts)
+                observed.append((transition, facts))
                 store_updates.append(
                     ShipmentUpdate(
                         number=number,
@@ -601,8 +610,8 @@ class Engine:
         for row in created:
             self._publish(Change("notification", row.number, None, row.id, row.send_status))
         if self._plugins is not None:
-            for update in store_updates:
-                await self._plugins.notify_transition(update.transition, update.number)
+            for transition, facts in observed:
+                await self._plugins.notify_transition(transition, facts)
         if any(row.send_status == "pending" for row in created):
             self._wake.set()
         return transitions, created

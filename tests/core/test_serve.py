@@ -28,8 +28,8 @@ def write_config(tmp_path: Path, port: int) -> Path:
                 "store": {"url": f"sqlite:///{tmp_path / 'serve.db'}"},
                 "webhook": {"host": "127.0.0.1", "port": port},
                 "notifications": {
-                    "customer": {"enabled": False},
-                    "seller": {"enabled": False},
+                    "customer": {"enabled": False, "channels": []},
+                    "seller": {"enabled": False, "channels": []},
                 },
                 "plugins": {"disable": ["email", "slack", "discord"]},
             }

@@ -1,0 +1,493 @@
+"""The plugin host: loads plugins once, collects what they register, isolates their failures.
+
+Theory of operation
+-------------------
+* Loading happens once, lazily, on first use of ``channels``, ``predicates``,
+  ``carrier_params``, ``describe()`` or ``notify_transition`` (``load()`` forces it).
+  Names in ``[plugins] disable`` are blocked first, then every entry point of the group
+  ``trackops`` is imported and registered (the built-ins ``email``, ``slack``, ``discord``,
+  ``carriers`` come through that same group), then ``extra_plugins``. Finally
+  ``check_pending()`` turns a misspelled hook name into a ``PluginError`` naming the plugin.
+* An unknown name in the disable list is a *warning* (logged and kept in ``warnings``), not an
+  error: a plugin that was uninstalled but is still listed must not stop trackops from
+  starting, and the warning is shown by ``trackops plugins``.
+* A plugin that cannot be imported, an invalid registration and a name registered twice are
+  ``PluginError``s at start-up: loud and early, with the plugin's name and what to do.
+* At run time a plugin never breaks the flow: channels are wrapped so any exception becomes a
+  ``ChannelError("plugin NAME failed: ...")`` recorded in the history row, and a raising or
+  hanging transition observer is logged and skipped.
+
+Register hooks are called implementation by implementation (not through ``pm.hook``) so that
+each registration is attributed to the plugin that made it and one plugin's exception cannot
+hide the others' contributions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import importlib.metadata
+import inspect
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pluggy
+from trackops.core import hookspecs
+from trackops.core.carriers import CarrierParam
+from trackops.core.channels import Channel, ChannelError, Message
+from trackops.core.config import ConfigError, Settings
+from trackops.core.hookspecs import PROJECT, hookimpl
+
+__all__ = [
+    "PluginChannel",
+    "PluginError",
+    "PluginHost",
+    "PluginInfo",
+    "await_me_maybe",
+    "hookimpl",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_OBSERVER_TIMEOUT = 10.0
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded or registered something invalid; the message says which."""
+
+
+async def await_me_maybe(value: T | Awaitable[T]) -> T:
+    """``value``, awaited first when it is awaitable (a hook may be sync or async)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value  # type: ignore[return-value]
+
+
+@dataclass
+class PluginInfo:
+    """One loaded plugin, as ``trackops plugins`` shows it.
+
+    ``name``: the entry-point (or registration) name, which ``[plugins] disable`` takes;
+    ``module``: where its code lives; ``distribution``/``version``: the installed package
+    that provides it (``None`` when unknown); ``hooks``: the hooks it implements;
+    ``provides``: what it registered ("channel email", "12 carrier params" ...);
+    ``errors``: failures of its register hooks (the plugin then provides less).
+    """
+
+    name: str
+    module: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str] = field(default_factory=list)
+    provides: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class _Manager(pluggy.PluginManager):
+    """pluggy's manager, also treating an undecorated ``trackops_*`` function as a hook.
+
+    As pytest does for ``pytest_*``: a plugin that forgets ``@hookimpl`` or misspells a hook
+    name is then caught by ``check_pending()`` instead of being silently ignored.
+    """
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith(f"{PROJECT}_"):
+            if inspect.isfunction(inspect.getattr_static(plugin, name, None)):
+                return {}  # type: ignore[typeddict-item]  # pluggy fills in the defaults
+        return opts
+
+
+class PluginChannel:
+    """A plugin's channel, wrapped so that any failure reads as a ``ChannelError``.
+
+    ``plugin`` is the name of the plugin that registered it; ``inner`` the channel itself.
+    """
+
+    def __init__(self, inner: Channel, plugin: str) -> None:
+        self.inner = inner
+        self.plugin = plugin
+        self.name: str = inner.name
+
+    async def send(self, message: Message) -> None:
+        """Deliver through the plugin; a non-``ChannelError`` failure is converted."""
+        try:
+            await self.inner.send(message)
+        except ChannelError:
+            raise
+        except Exception as exc:
+            log.exception("plugin %s: channel %s raised while sending", self.plugin, self.name)
+            detail = str(exc) or type(exc).__name__
+            raise ChannelError(f"plugin {self.plugin} failed: {detail}") from exc
+
+    async def aclose(self) -> None:
+        """Close the plugin's channel; a failure is logged, never raised."""
+        closer = getattr(self.inner, "aclose", None)
+        if closer is None:
+            return
+        try:
+            await await_me_maybe(closer())
+        except Exception:
+            log.exception("plugin %s: channel %s failed to close", self.plugin, self.name)
+
+    def __repr__(self) -> str:
+        return f"<PluginChannel {self.name!r} from {self.plugin!r}>"
+
+
+class PluginHost:
+    """trackops' pluggy ``PluginManager`` and what the plugins registered.
+
+    ``PluginHost(settings)`` loads the ``trackops`` entry points (unless
+    ``load_entrypoints=False``) plus ``extra_plugins`` (modules or objects with hookimpls,
+    or ``(name, plugin)`` pairs; an unnamed plugin is named by its ``__name__`` or class
+    name), skipping the names in ``settings.plugins_disable``. ``observer_timeout`` bounds
+    each ``trackops_transition_committed`` call (seconds).
+
+    Loading errors (``PluginError``, or a plugin's ``ConfigError``) are raised by the first
+    access and again by every later one.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        load_entrypoints: bool = True,
+        extra_plugins: Iterable[object | tuple[str, object]] = (),
+        observer_timeout: float = _OBSERVER_TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.pm: pluggy.PluginManager = _Manager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.observer_timeout = observer_timeout
+        self.warnings: list[str] = []
+        """Non-fatal problems found while loading (e.g. an unknown name in the disable list)."""
+        self._load_entrypoints = load_entrypoints
+        self._extra_plugins = list(extra_plugins)
+        self._loaded = False
+        self._load_error: Exception | None = None
+        self._closed = False
+        self._dists: dict[str, importlib.metadata.Distribution] = {}
+        self._channels: dict[str, PluginChannel] = {}
+        self._predicates: dict[str, Callable[..., bool]] = {}
+        self._carrier_params: list[CarrierParam] = []
+        self._origin: dict[tuple[str, object], str] = {}
+        self._provides: dict[str, list[str]] = {}
+        self._errors: dict[str, list[str]] = {}
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self) -> None:
+        """Load every plugin and collect their registrations (once; later calls do nothing)."""
+        if self._load_error is not None:
+            raise self._load_error
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            self._load()
+        except Exception as exc:  # a half-loaded host must not pass for a loaded one
+            self._load_error = exc
+            raise
+
+    def _load(self) -> None:
+        for name in self.settings.plugins_disable:
+            self.pm.set_blocked(name)
+        known = self._load_entry_points() if self._load_entrypoints else set()
+        for item in self._extra_plugins:
+            name, plugin = item if isinstance(item, tuple) else (_plugin_name(item), item)
+            known.add(name)
+            self._register(name, plugin)
+        for name in self.settings.plugins_disable:
+            if name not in known:
+                message = (
+                    f"[plugins] disable: no plugin named {name!r} is installed"
+                    f" (installed: {', '.join(sorted(known)) or 'none'})"
+                )
+                log.warning("%s", message)
+                self.warnings.append(message)
+        self._check_pending()
+        self._collect()
+
+    def _load_entry_points(self) -> set[str]:
+        # pluggy's load_setuptools_entrypoints stops at the first plugin that fails to import
+        # without saying which; this loop is the same walk, naming the culprit.
+        names: set[str] = set()
+        for dist in importlib.metadata.distributions():
+            for ep in dist.entry_points:
+                if ep.group != PROJECT:
+                    continue
+                names.add(ep.name)
+                if self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                    continue
+                try:
+                    plugin = ep.load()
+                except Exception as exc:
+                    raise PluginError(
+                        f"plugin {ep.name!r} ({_dist_label(dist)}, {ep.value}) cannot be loaded:"
+                        f" {type(exc).__name__}: {exc}; reinstall it, or add {ep.name!r} to"
+                        " [plugins] disable"
+                    ) from exc
+                self._dists[ep.name] = dist
+                self._register(ep.name, plugin)
+        return names
+
+    def _register(self, name: str, plugin: object) -> None:
+        try:
+            self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            detail = " ".join(str(exc).split())
+            raise PluginError(f"plugin {name!r} is invalid: {detail}") from exc
+        except ValueError as exc:
+            detail = " ".join(str(exc).split())
+            raise PluginError(f"plugin {name!r} cannot be registered: {detail}") from exc
+
+    def _check_pending(self) -> None:
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+            unknown = _unknown_hooks(self.pm, exc.plugin)
+            hints = []
+            for hook in unknown:
+                close = difflib.get_close_matches(hook, _hook_names(), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                hints.append(f"{hook!r}{hint}")
+            raise PluginError(
+                f"plugin {name!r} implements unknown hook {', '.join(hints) or str(exc)};"
+                f" trackops' hooks are: {', '.join(_hook_names())}"
+            ) from exc
+
+    def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
+        caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
+        # get_hookimpls() is in registration order (pluggy *calls* them last-first); load
+        # order makes "already registered by" name the plugin that really came first.
+        return [i for i in caller.get_hookimpls() if not (i.hookwrapper or i.wrapper)]
+
+    def _call_each(self, hook_name: str, kwargs: Mapping[str, Any], bind: Callable) -> None:
+        for impl in self._impls(hook_name):
+            plugin = impl.plugin_name
+            args = {a: bind(plugin) if a == "register" else kwargs[a] for a in impl.argnames}
+            try:
+                result = impl.function(**args)
+                if inspect.isawaitable(result):
+                    with contextlib.suppress(Exception):
+                        result.close()  # type: ignore[attr-defined]
+                    raise PluginError(
+                        f"plugin {plugin!r}: {hook_name} must be a plain function, not async"
+                    )
+            except (PluginError, ConfigError):
+                raise
+            except Exception as exc:
+                log.exception("plugin %s: %s failed", plugin, hook_name)
+                self._errors.setdefault(plugin, []).append(
+                    f"{hook_name}: {type(exc).__name__}: {exc}"
+                )
+
+    def _collect(self) -> None:
+        self._call_each(
+            "trackops_register_channels", {"settings": self.settings}, self._channel_register
+        )
+        self._call_each(
+            "trackops_register_predicates", {"settings": self.settings}, self._predicate_register
+        )
+        self._call_each("trackops_register_carrier_params", {}, self._param_register)
+        params = {}
+        for param in self._carrier_params:
+            plugin = self._origin[("carrier param", (param.carrier, param.kind))]
+            params[plugin] = params.get(plugin, 0) + 1
+        for plugin, count in params.items():
+            self._provides.setdefault(plugin, []).append(
+                f"{count} carrier param{'s' if count != 1 else ''}"
+            )
+
+    def _duplicate(self, what: str, key: object, label: str, plugin: str) -> None:
+        first = self._origin.get((what, key))
+        if first is not None:
+            same = " (registered twice by the same plugin)" if first == plugin else ""
+            raise PluginError(
+                f"{what} {label} registered by plugin {plugin!r} is already registered by"
+                f" plugin {first!r}{same}; disable one of them in [plugins] disable"
+            )
+        self._origin[(what, key)] = plugin
+
+    def _channel_register(self, plugin: str) -> Callable[[Channel], None]:
+        def register(channel: Channel) -> None:
+            name = getattr(channel, "name", None)
+            if not isinstance(name, str) or not _NAME_RE.match(name):
+                raise PluginError(
+                    f"plugin {plugin!r} registered a channel with an invalid name {name!r}"
+                    " (expected lower-case letters, digits, '-' or '_', starting with a letter)"
+                )
+            send = getattr(channel, "send", None)
+            if not inspect.iscoroutinefunction(send):
+                raise PluginError(
+                    f"plugin {plugin!r}: channel {name!r} needs an `async def send(message)`"
+                )
+            self._duplicate("channel", name, repr(name), plugin)
+            self._channels[name] = PluginChannel(channel, plugin)
+            self._provides.setdefault(plugin, []).append(f"channel {name}")
+
+        return register
+
+    def _predicate_register(self, plugin: str) -> Callable[[str, Callable[..., bool]], None]:
+        def register(name: str, fn: Callable[..., bool]) -> None:
+            if not isinstance(name, str) or not name.strip():
+                raise PluginError(f"plugin {plugin!r} registered a predicate without a name")
+            if not callable(fn):
+                raise PluginError(f"plugin {plugin!r}: predicate {name!r} is not callable")
+            if inspect.iscoroutinefunction(fn):
+                raise PluginError(
+                    f"plugin {plugin!r}: predicate {name!r} must be a plain function, not async"
+                )
+            self._duplicate("predicate", name, repr(name), plugin)
+            self._predicates[name] = fn
+            self._provides.setdefault(plugin, []).append(f"predicate {name}")
+
+        return register
+
+    def _param_register(self, plugin: str) -> Callable[[CarrierParam], None]:
+        def register(param: CarrierParam) -> None:
+            if not isinstance(param, CarrierParam):
+                raise PluginError(
+                    f"plugin {plugin!r} registered {param!r}, expected a"
+                    " trackops.core.carriers.CarrierParam"
+                )
+            key = (param.carrier, param.kind)
+            self._duplicate(
+                "carrier param", key, f"{param.kind} of carrier {param.carrier}", plugin
+            )
+            self._carrier_params.append(param)
+
+        return register
+
+    # ------------------------------------------------------------------ what plugins gave
+
+    @property
+    def channels(self) -> dict[str, Channel]:
+        """Channel name -> channel (wrapped, see ``PluginChannel``)."""
+        self.load()
+        return dict(self._channels)
+
+    @property
+    def predicates(self) -> dict[str, Callable[..., bool]]:
+        """Predicate name -> ``fn(transition, facts) -> bool`` for custom conditions."""
+        self.load()
+        return dict(self._predicates)
+
+    @property
+    def carrier_params(self) -> list[CarrierParam]:
+        """Every registered carrier extra parameter, in load order."""
+        self.load()
+        return list(self._carrier_params)
+
+    def provider_of(self, kind: str, name: object) -> str | None:
+        """Which plugin registered ``kind`` ("channel", "predicate", "carrier param") ``name``."""
+        self.load()
+        return self._origin.get((kind, name))
+
+    def describe(self) -> list[PluginInfo]:
+        """The loaded plugins, in load order, for ``trackops plugins``."""
+        self.load()
+        out: list[PluginInfo] = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:  # blocked
+                continue
+            dist = self._dists.get(name) or _dist_of_module(getattr(plugin, "__name__", None))
+            hooks = sorted(c.name for c in self.pm.get_hookcallers(plugin) or ())
+            out.append(
+                PluginInfo(
+                    name=name,
+                    module=getattr(plugin, "__name__", None) or type(plugin).__qualname__,
+                    distribution=dist.metadata["Name"] if dist is not None else None,
+                    version=dist.version if dist is not None else None,
+                    hooks=hooks,
+                    provides=list(self._provides.get(name, ())),
+                    errors=list(self._errors.get(name, ())),
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ run time
+
+    async def notify_transition(self, transition: Any, shipment: Any) -> None:
+        """Call every ``trackops_transition_committed`` observer; never raises.
+
+        Observers run concurrently; each is awaited when it returns an awaitable, bounded by
+        ``observer_timeout`` seconds. Failures are logged with the plugin's name.
+        """
+        self.load()
+        impls = self._impls("trackops_transition_committed")
+        if not impls:
+            return
+        kwargs = {"transition": transition, "shipment": shipment}
+
+        async def observe(impl: pluggy.HookImpl) -> None:
+            try:
+                result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+                if inspect.isawaitable(result):
+                    await asyncio.wait_for(await_me_maybe(result), self.observer_timeout)
+            except TimeoutError:
+                log.error(
+                    "plugin %s: trackops_transition_committed took more than %gs; skipped",
+                    impl.plugin_name,
+                    self.observer_timeout,
+                )
+            except Exception:
+                log.exception("plugin %s: trackops_transition_committed failed", impl.plugin_name)
+
+        await asyncio.gather(*(observe(i) for i in impls))
+
+    async def aclose(self) -> None:
+        """Close every plugin channel (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        for channel in self._channels.values():
+            await channel.aclose()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _hook_names() -> list[str]:
+    return sorted(n for n in dir(hookspecs) if n.startswith("trackops_"))
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    unknown = []
+    for caller in pm.get_hookcallers(plugin) or ():
+        if not caller.has_spec():
+            unknown.append(caller.name)
+    return sorted(unknown)
+
+
+def _plugin_name(plugin: object) -> str:
+    name = getattr(plugin, "__name__", None)
+    if isinstance(name, str):
+        return name
+    return type(plugin).__name__
+
+
+def _dist_label(dist: importlib.metadata.Distribution) -> str:
+    return f"{dist.metadata['Name']} {dist.version}"
+
+
+def _dist_of_module(module: str | None) -> importlib.metadata.Distribution | None:
+    if not module:
+        return None
+    top = module.split(".")[0]
+    try:
+        names = importlib.metadata.packages_distributions().get(top) or []
+    except Exception:  # metadata of some unrelated distribution is broken
+        return None
+    for dist_name in names:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.distribution(dist_name)
+    return None
