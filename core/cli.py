@@ -32,6 +32,10 @@ class UsageError(Exception):
     """Bad command-line input; the message says what was expected."""
 
 
+class CommandFailed(Exception):
+    """The work failed for a reason the message explains (exit 1)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"trackops: error: {message} (see `{self.prog} --help`)\n")
@@ -233,15 +237,20 @@ def read_register_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
                 f"{path}: line 1: unknown column {unknown[0]!r}; expected columns among "
                 f"{', '.join(REGISTER_COLUMNS)}"
             )
-        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-        reader.fieldnames = first
-        for line_no, raw in enumerate(reader, start=2):
-            if not any((v or "").strip() for v in raw.values() if isinstance(v, str)):
+        # csv.reader, not DictReader with the header forced in: the header is not a row, and
+        # line numbers follow the file even when a quoted value spans lines.
+        reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+        next(reader, None)  # the header, already read into ``first``
+        last_line = reader.line_num
+        for raw in reader:
+            line_no, last_line = last_line + 1, reader.line_num
+            if not any(v.strip() for v in raw):
                 continue
-            row = {k: (v or "").strip() for k, v in raw.items() if k in REGISTER_COLUMNS}
-            if None in raw:
+            if len(raw) > len(first):
                 problems.append(f"{path}: line {line_no}: more values than columns")
                 continue
+            values = dict(zip(first, [*raw, *[""] * (len(first) - len(raw))], strict=True))
+            row: dict[str, Any] = {k: v.strip() for k, v in values.items() if k in REGISTER_COLUMNS}
             if not row.get("number"):
                 problems.append(f"{path}: line {line_no}: no tracking number")
                 continue
@@ -441,23 +450,34 @@ async def cmd_tag(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     async def run(engine: Any) -> int:
         outcome = await engine.sync()
-        sent = await engine.dispatch_pending()
+        # Count what the channels accepted: a failed send is a history row, not an error here
+        # (its warning is hidden without -v), so the summary says how many went out.
+        async with engine.subscribe() as changes:
+            attempted = await engine.dispatch_pending()
+        sent = 0
+        while not changes.empty():
+            change = changes.get_nowait()
+            if change.kind == "notification" and change.send_status == "sent":
+                sent += 1
         if args.json:
             _print_json(
                 {
                     "asked": outcome.asked,
                     "applied": outcome.applied,
                     "notifications": outcome.notifications,
-                    "dispatched": sent,
+                    "dispatched": attempted,
+                    "sent": sent,
                     "no_info_yet": outcome.no_info_yet,
                     "rejected": [_rejected_json(r) for r in outcome.rejected],
                 }
             )
         else:
+            unsent = attempted - sent
             print(
                 f"synced {outcome.asked} shipments: {outcome.applied} updated, "
                 f"{len(outcome.no_info_yet)} with no tracking info yet, "
-                f"{outcome.notifications} notifications ({sent} sent now)"
+                f"{outcome.notifications} notifications, {sent} sent"
+                + (f", {unsent} not sent (see `trackops history`)" if unsent else "")
             )
             for rej in outcome.rejected:
                 _err(f"{rej.number}: {rej.error.message} (code {rej.error.code})")
@@ -547,18 +567,29 @@ async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
-    from trackops.core.sandbox import SandboxConfig, serve_sandbox
+    from trackops.core.sandbox import SandboxConfig, running_sandbox
 
     config = SandboxConfig(
         key=args.key, webhook_url=args.webhook_url, speed=args.speed, seed=args.seed
     )
-    print(
-        f"17TRACK sandbox at http://{args.host}:{args.port}/track/v1 (key {args.key!r}, "
-        f"speed x{args.speed:g}, seed {args.seed})"
-        + (f", pushing to {args.webhook_url}" if args.webhook_url else ""),
-        flush=True,
-    )
-    await _until_signal(serve_sandbox(config, args.host, args.port))
+    try:
+        config.check()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    async def serve() -> None:
+        # The line is printed once the port is bound: a caller may use the API as soon as it
+        # has read it, and with --port 0 it names the port that was picked.
+        async with running_sandbox(config, args.host, args.port) as sandbox:
+            print(
+                f"17TRACK sandbox at {sandbox.base_url} (key {args.key!r}, "
+                f"speed x{args.speed:g}, seed {args.seed})"
+                + (f", pushing to {args.webhook_url}" if args.webhook_url else ""),
+                flush=True,
+            )
+            await asyncio.Event().wait()
+
+    await _until_signal(serve())
     return EXIT_OK
 
 
@@ -633,7 +664,13 @@ async def cmd_carriers(args: argparse.Namespace, settings: Settings) -> int:
     from trackops.core import carriers
 
     if args.query[:1] == ["update"]:
-        written = await carriers.update_carrier_lists(args.url)
+        import aiohttp
+
+        try:
+            written = await carriers.update_carrier_lists(args.url)
+        except (carriers.CarrierListError, aiohttp.ClientError, TimeoutError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise CommandFailed(f"carrier lists not updated from {args.url}: {detail}") from None
         print(f"carrier lists updated: {written}")
         return EXIT_OK
     query = " ".join(args.query)
@@ -682,16 +719,50 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Awaitable[int]]] = {
 }
 
 NO_CONFIG = {"init", "sandbox", "demo"}
+LONG_RUNNING = {"serve", "sandbox", "demo"}
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log records as one line each: an exception shows as its type and message, never as a
+    traceback (tracebacks are for ``-v``)."""
+
+    def formatException(self, ei: Any) -> str:
+        return ""
+
+    def formatStack(self, stack_info: str) -> str:
+        return ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            text += f" ({type(exc).__name__}: {exc})"
+        return " ".join(text.splitlines())
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    """Logging to stderr. A one-shot command shows only errors unless ``-v``, so a failure
+    stays one line (e.g. no "retrying" warnings before "API unavailable"); ``serve``,
+    ``sandbox`` and ``demo`` also show warnings. Without ``-v`` no record carries a traceback.
+    """
+    if args.verbose:
+        level = logging.INFO
+    elif args.command in LONG_RUNNING:
+        level = logging.WARNING
+    else:
+        level = logging.ERROR
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(_LOG_FORMAT) if args.verbose else _OneLineFormatter(_LOG_FORMAT)
+    )
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trackops`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _setup_logging(args)
     try:
         settings = None if args.command in NO_CONFIG else load_settings(args.config)
         return asyncio.run(COMMANDS[args.command](args, settings))
@@ -716,6 +787,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _describe_failure(exc: BaseException) -> str | None:
     from trackops.core import client as client_mod
 
+    if isinstance(exc, CommandFailed):
+        return str(exc)
     if isinstance(exc, TrackApiError):
         return f"17TRACK: {exc.message} (code {exc.code})"
     if isinstance(exc, client_mod.ApiAuthError | client_mod.ApiUnavailable | WireError):
@@ -725,6 +798,12 @@ def _describe_failure(exc: BaseException) -> str | None:
     except ImportError:  # pragma: no cover
         StoreError = ()  # type: ignore[assignment]
     if isinstance(exc, StoreError):
+        return str(exc)
+    try:
+        from trackops.core.plugins import PluginError
+    except ImportError:  # pragma: no cover
+        PluginError = ()  # type: ignore[assignment,misc]
+    if isinstance(exc, PluginError):  # a broken third-party plugin: the message names it
         return str(exc)
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")

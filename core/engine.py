@@ -701,8 +701,9 @@ class Engine:
                     batch_ms=ms,
                     waited_s=round((now - received_at).total_seconds(), 3),
                 )
-            for row in rows:
-                await self.store.inbox_done(row.id, processed_at=now, error=errors.get(row.id))
+            await self.store.inbox_done_many(
+                [row.id for row in rows], processed_at=now, errors=errors
+            )
             return len(rows)
 
     # ------------------------------------------------------------------ dispatcher

@@ -1352,6 +1352,26 @@ class Store:
                 .values(processed_at=_naive(processed_at), error=error)
             )
 
+    async def inbox_done_many(
+        self, ids: Sequence[int], *, processed_at: datetime, errors: Mapping[int, str] | None = None
+    ) -> None:
+        """Mark many pushes processed in one transaction (``errors`` by id, for the bad ones)."""
+        if not ids:
+            return
+        errors = errors or {}
+        at = _naive(processed_at)
+        clean = [i for i in ids if i not in errors]
+        async with self._write() as conn:
+            for start in range(0, len(clean), _CHUNK):
+                chunk = clean[start : start + _CHUNK]
+                await conn.execute(
+                    inbox.update().where(inbox.c.id.in_(chunk)).values(processed_at=at, error=None)
+                )
+            for row_id, error in errors.items():
+                await conn.execute(
+                    inbox.update().where(inbox.c.id == row_id).values(processed_at=at, error=error)
+                )
+
     async def inbox_stats(self) -> InboxStats:
         """Unprocessed rows and the receive time of the newest push."""
         async with self._read() as conn:

@@ -150,13 +150,13 @@ def _answer(status: int, message: str) -> web.Response:
     )
 
 
-async def _read_body(request: web.Request, limit: int, timeout: float) -> bytes | None:
+async def _read_body(request: web.Request, limit: int, within: float) -> bytes | None:
     """The body, or None when it is larger than ``limit``."""
     if request.content_length is not None and request.content_length > limit:
         return None
     chunks: list[bytes] = []
     size = 0
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         async for chunk in request.content.iter_chunked(65536):
             size += len(chunk)
             if size > limit:
@@ -202,17 +202,11 @@ async def handle_push(request: web.Request) -> web.Response:
         return _answer(503, "push could not be stored; retry later")
     stats.accepted += 1
     stats.last_push_at = now
-    log.info(
-        "push stored %s",
-        json.dumps(
-            {
-                "inbox_id": row_id,
-                "event": envelope.event,
-                "bytes": len(body),
-                "ms": round((time.perf_counter() - started) * 1000, 2),
-            }
-        ),
-    )
+    if log.isEnabledFor(logging.DEBUG):
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        log.debug(
+            "push stored %s", json.dumps({"inbox_id": row_id, "event": envelope.event, "ms": ms})
+        )
     return _answer(200, "stored")
 
 
