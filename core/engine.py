@@ -319,6 +319,7 @@ class Engine:
                 rejected.append(_rejected(number, exc.code, exc.message))
                 continue
             if number in wanted:
+                notes.setdefault(number, "given more than once; registered once")
                 continue
             if helpers is not None and req.carrier:
                 missing = helpers.missing_required(req.carrier, req.param, params)

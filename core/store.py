@@ -33,6 +33,8 @@ Times are naive UTC ``datetime``s everywhere (aware ones are converted on the wa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -710,6 +712,11 @@ class Store:
         self._engine = engine
         self._writer = engine.execution_options(trackops_write=True)
         self._dialect = dialect
+        # SQLite has one writer at a time. Within this process, writers queue on this lock and
+        # are woken the moment it is free; left to SQLite's busy handler they would poll with
+        # sleeps of up to 100 ms, which is what a webhook's latency cannot afford. Other
+        # processes still wait through the busy timeout.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if dialect.is_sqlite else None
         self.url = url
         """The store URL as configured, password masked."""
 
@@ -795,8 +802,9 @@ class Store:
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed when the block ends, rolled back on any error."""
+        lock = self._write_lock or contextlib.nullcontext()
         try:
-            async with self._writer.begin() as conn:
+            async with lock, self._writer.begin() as conn:
                 yield conn
         except (sa.exc.SQLAlchemyError, OSError) as exc:  # OSError: the server went away
             raise StoreError(f"store {self.url}: {_describe(exc)}") from exc

@@ -1,0 +1,427 @@
+"""The engine against the sandbox: real loopback HTTP, a real SQLite file, scripted parcels.
+
+The sandbox's clock is frozen (``speed=0``) at a fixed start and moves only through
+``state.advance()``; the engine reads that same clock, so the stale check sees the sandbox's
+time. Parcels get exact histories through ``state.script()``. Pushes are awaited with bounded
+waits (``wait_for_pushes``), never with sleeps. Decisions at exact time boundaries are in
+``test_engine.py``; here the flows go through the API as a user's commands would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from factories import KEY, settings_for
+from trackops.core.channels import RecordingChannel
+from trackops.core.config import Settings
+from trackops.core.engine import Engine, RegisterRequest
+from trackops.core.sandbox import RunningSandbox, SandboxConfig, ScriptedEvent, running_sandbox
+from trackops.core.wire import PackageStatus as S
+
+START = datetime(2026, 3, 2, 8, 0)
+HOUR = 3600.0
+DAY = 24 * HOUR
+SELLER = "ops@shop.example"
+BUYER = "buyer@example.com"
+
+
+def sandbox_config(webhook_url: str | None = None) -> SandboxConfig:
+    return SandboxConfig(
+        key=KEY,
+        webhook_url=webhook_url,
+        speed=0.0,
+        seed=3,
+        rate_limit=10_000.0,
+        start_time=START,
+    )
+
+
+def fast_settings(tmp_path: Path, base_url: str) -> Settings:
+    """``settings_for`` with a client-side rate limit that never slows a test down."""
+    settings = settings_for(tmp_path, base_url=base_url)
+    return dataclasses.replace(settings, api=dataclasses.replace(settings.api, rate_limit=1000.0))
+
+
+def step(hours: float, status: S, description: str = "") -> ScriptedEvent:
+    return ScriptedEvent(
+        after=hours * HOUR,
+        status=status,
+        description=description or f"{status.slug} after {hours:g} h",
+        location="Shenzhen",
+    )
+
+
+@pytest.fixture
+def channel() -> RecordingChannel:
+    return RecordingChannel("memory")
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[RunningSandbox]:
+    async with running_sandbox(sandbox_config()) as running:
+        yield running
+
+
+@pytest.fixture
+async def engine(
+    tmp_path: Path, sandbox: RunningSandbox, channel: RecordingChannel
+) -> AsyncIterator[Engine]:
+    settings = fast_settings(tmp_path, sandbox.base_url)
+    async with Engine(
+        settings, channels=[channel], load_plugins=False, clock=sandbox.state.now
+    ) as eng:
+        yield eng
+
+
+def api_requests(sandbox: RunningSandbox, path: str | None = None) -> int:
+    return sum(1 for _, p, _ in sandbox.state.requests if path is None or p.endswith(path))
+
+
+async def register(engine: Engine, *numbers: str, **fields: object) -> None:
+    fields.setdefault("email", BUYER)
+    outcome = await engine.register([RegisterRequest(number=n, **fields) for n in numbers])  # type: ignore[arg-type]
+    assert outcome.ok, outcome.rejected
+    assert sorted(outcome.accepted) == sorted(numbers)
+
+
+async def status_of(engine: Engine, number: str) -> S:
+    record = await engine.store.get_shipment(number)
+    assert record is not None, f"{number} is not in the store"
+    return record.status
+
+
+# --------------------------------------------------------------------------- register
+
+
+async def test_register_stores_the_shipment_as_not_found_with_our_details(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    outcome = await engine.register(
+        [RegisterRequest("RR123456789CN", order="A-1001", email=BUYER, name="Ada Buyer")]
+    )
+    assert outcome.accepted == ["RR123456789CN"] and outcome.rejected == []
+    record = await engine.store.get_shipment("RR123456789CN")
+    assert record is not None
+    assert record.status is S.NOT_FOUND and record.active
+    assert (record.order_number, record.email, record.buyer_name) == ("A-1001", BUYER, "Ada Buyer")
+    assert record.carrier == 3011  # detected by 17TRACK (China Post)
+    data = record.to_json(engine.carrier_name)
+    assert data["status"] == "not_found" and data["status_code"] == 0
+    assert data["tracking"] == "active" and data["carrier_name"] == "China Post"
+    registered = sandbox.state.tracked("RR123456789CN")
+    assert registered is not None and registered.carrier == 3011
+    assert registered.tag == "A-1001"  # the order number goes to 17TRACK as the tag
+    assert api_requests(sandbox, "/register") == 1
+
+
+async def test_registering_a_number_twice_keeps_one_shipment(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    await register(engine, "RR123456789CN", order="A-1")
+    again = await engine.register([RegisterRequest("RR123456789CN", order="A-1")])
+    assert again.accepted == ["RR123456789CN"]
+    assert "already registered" in again.notes["RR123456789CN"]
+    assert [r.number for r in await engine.store.list_shipments()] == ["RR123456789CN"]
+
+
+async def test_a_bad_number_is_refused_locally_without_spending_a_request(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    outcome = await engine.register([RegisterRequest("AB-1"), RegisterRequest("x y")])
+    assert [(r.number, r.error.code) for r in outcome.rejected] == [
+        ("AB-1", -18010012),
+        ("x y", -18010012),
+    ]
+    assert outcome.accepted == []
+    assert sandbox.state.requests == []
+    assert await engine.store.list_shipments() == []
+    # Mixed with a good number: one request, for the good one only.
+    mixed = await engine.register([RegisterRequest("RR123456789CN"), RegisterRequest("no!")])
+    assert mixed.accepted == ["RR123456789CN"]
+    assert [r.number for r in mixed.rejected] == ["no!"]
+    assert api_requests(sandbox) == 1
+    assert sandbox.state.numbers() == ["RR123456789CN"]
+
+
+async def test_a_carrier_that_needs_an_extra_param_is_refused_locally_with_the_reason(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    pytest.importorskip(
+        "trackops.plugins.carriers", reason="the carriers plugin (extra-param table) is absent"
+    )
+    gls = 100005  # GLS: the recipient's postal code is required
+    outcome = await engine.register([RegisterRequest("GLS1234567890", carrier=gls)])
+    assert outcome.accepted == []
+    (rejected,) = outcome.rejected
+    assert rejected.number == "GLS1234567890" and rejected.error.code == -18010019
+    assert "GLS" in rejected.error.message and "postal code" in rejected.error.message
+    assert sandbox.state.requests == []
+    # With the parameter it is registered, and 17TRACK receives the parameter.
+    await register(engine, "GLS1234567890", carrier=gls, param="75001")
+    registered = sandbox.state.tracked("GLS1234567890")
+    assert registered is not None and (registered.carrier, registered.param) == (gls, "75001")
+
+
+# --------------------------------------------------------------------------- sync
+
+
+async def test_sync_before_any_tracking_data_leaves_the_shipment_not_found(
+    engine: Engine, sandbox: RunningSandbox, channel: RecordingChannel
+) -> None:
+    sandbox.state.script("RR123456789CN", [step(2, S.IN_TRANSIT)])
+    await register(engine, "RR123456789CN")
+    outcome = await engine.sync()
+    assert outcome.asked == 1 and outcome.applied == 0 and outcome.notifications == 0
+    assert outcome.no_info_yet == ["RR123456789CN"] and outcome.rejected == []
+    assert await status_of(engine, "RR123456789CN") is S.NOT_FOUND
+    assert await engine.store.history() == []
+    # The first event arrives: now it moves.
+    sandbox.state.advance(2 * HOUR)
+    outcome = await engine.sync()
+    assert outcome.applied == 1 and outcome.no_info_yet == []
+    assert await status_of(engine, "RR123456789CN") is S.IN_TRANSIT
+
+
+async def test_sync_moves_shipments_and_notifies_exactly_as_the_rules_say(
+    engine: Engine, sandbox: RunningSandbox, channel: RecordingChannel
+) -> None:
+    state = sandbox.state
+    journey = "RR000000001CN"  # in transit -> pick up -> delivered: the buyer hears each
+    alert = "RR000000002CN"  # in transit -> alert: buyer and seller
+    failed = "RR000000003CN"  # in transit -> undelivered: buyer and seller
+    delivered = "RR000000004CN"  # first seen already delivered: silent
+    state.script(
+        journey,
+        [step(1, S.IN_TRANSIT), step(10, S.PICK_UP), step(20, S.DELIVERED)],
+    )
+    state.script(alert, [step(1, S.IN_TRANSIT), step(10, S.ALERT, "Held by customs")])
+    state.script(failed, [step(1, S.IN_TRANSIT), step(20, S.UNDELIVERED, "Addressee absent")])
+    state.script(delivered, [step(1, S.IN_TRANSIT), step(3, S.DELIVERED)])
+    await register(engine, journey, alert, failed, order="A-7")
+
+    state.advance(2 * HOUR)
+    first = await engine.sync()
+    assert (first.asked, first.applied, first.notifications) == (3, 3, 3)
+    await register(engine, delivered)
+    state.advance(4 * HOUR)  # delivered's whole history is now visible; the others are idle
+
+    second = await engine.sync()
+    assert (second.applied, second.notifications) == (1, 0)  # delivered, silently
+    assert await status_of(engine, delivered) is S.DELIVERED
+
+    state.advance(6 * HOUR)  # 12 h: journey picks up, alert is held
+    third = await engine.sync()
+    assert (third.applied, third.notifications) == (2, 3)
+    state.advance(10 * HOUR)  # 22 h: journey delivered, failed undelivered
+    fourth = await engine.sync()
+    assert (fourth.applied, fourth.notifications) == (2, 3)
+
+    statuses = {n: await status_of(engine, n) for n in (journey, alert, failed, delivered)}
+    assert statuses == {
+        journey: S.DELIVERED,
+        alert: S.ALERT,
+        failed: S.UNDELIVERED,
+        delivered: S.DELIVERED,
+    }
+    assert await engine.dispatch_pending() == 9
+    sent = sorted(
+        (m.number, m.audience, m.recipient, m.from_status, m.to_status) for m in channel.sent
+    )
+    assert sent == sorted(
+        [
+            (journey, "customer", BUYER, S.NOT_FOUND, S.IN_TRANSIT),
+            (journey, "customer", BUYER, S.IN_TRANSIT, S.PICK_UP),
+            (journey, "customer", BUYER, S.PICK_UP, S.DELIVERED),
+            (alert, "customer", BUYER, S.NOT_FOUND, S.IN_TRANSIT),
+            (alert, "customer", BUYER, S.IN_TRANSIT, S.ALERT),
+            (alert, "seller", SELLER, S.IN_TRANSIT, S.ALERT),
+            (failed, "customer", BUYER, S.NOT_FOUND, S.IN_TRANSIT),
+            (failed, "customer", BUYER, S.IN_TRANSIT, S.UNDELIVERED),
+            (failed, "seller", SELLER, S.IN_TRANSIT, S.UNDELIVERED),
+        ]
+    )
+    assert all(m.order == "A-7" for m in channel.sent if m.number != delivered)
+    history = await engine.store.history()
+    assert len(history) == 9 and {r.send_status for r in history} == {"sent"}
+    assert {(r.condition, r.condition_kind) for r in history} == {
+        ("customer", "default"),
+        ("seller", "default"),
+    }
+    latest = (await engine.store.get_shipment(alert)).info.latest_event  # type: ignore[union-attr]
+    assert latest is not None and latest.description == "Held by customs"
+
+    # Nothing new at 17TRACK: syncing again changes nothing and notifies no one.
+    for _ in range(2):
+        again = await engine.sync()
+        assert (again.asked, again.applied, again.notifications) == (4, 0, 0)
+    assert await engine.dispatch_pending() == 0
+    assert len(await engine.store.history()) == 9
+
+
+async def test_stale_information_moves_the_shipment_but_notifies_no_one(
+    engine: Engine, sandbox: RunningSandbox, channel: RecordingChannel
+) -> None:
+    sandbox.state.script("RR123456789CN", [step(1, S.IN_TRANSIT), step(5, S.UNDELIVERED)])
+    await register(engine, "RR123456789CN")
+    sandbox.state.advance(8 * DAY)  # the last event is more than 7 days old when first synced
+    outcome = await engine.sync()
+    assert (outcome.applied, outcome.notifications) == (1, 0)
+    assert await status_of(engine, "RR123456789CN") is S.UNDELIVERED
+    assert await engine.dispatch_pending() == 0
+    assert channel.sent == [] and await engine.store.history() == []
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def test_stop_retrack_once_and_the_second_retrack_is_refused(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    number = "RR123456789CN"
+    await register(engine, number)
+
+    stopped = await engine.stop([number])
+    assert stopped.accepted == [number] and stopped.ok
+    record = await engine.store.get_shipment(number)
+    assert record is not None and not record.active and record.to_json()["tracking"] == "stopped"
+    assert sandbox.state.tracked(number).active is False  # type: ignore[union-attr]
+    assert [r.number for r in await engine.store.list_shipments(active=True)] == []
+
+    resumed = await engine.retrack([number])
+    assert resumed.accepted == [number] and resumed.ok
+    record = await engine.store.get_shipment(number)
+    assert record is not None and record.active and record.to_json()["tracking"] == "active"
+
+    assert (await engine.stop([number])).ok
+    refused = await engine.retrack([number])
+    assert refused.accepted == []
+    assert [(r.number, r.error.code) for r in refused.rejected] == [(number, -18019905)]
+    record = await engine.store.get_shipment(number)
+    assert record is not None and not record.active  # still stopped
+
+
+async def test_commands_on_numbers_we_do_not_hold_are_refused_without_a_request(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    for outcome in (
+        await engine.stop(["RR999999999CN"]),
+        await engine.retrack(["RR999999999CN"]),
+        await engine.delete(["RR999999999CN"]),
+        await engine.change_carrier("RR999999999CN", 190271),
+        await engine.change_tag("RR999999999CN", "x"),
+    ):
+        assert outcome.accepted == []
+        assert [(r.number, r.error.code) for r in outcome.rejected] == [
+            ("RR999999999CN", -18019902)
+        ]
+    assert sandbox.state.requests == []
+
+
+async def test_delete_removes_the_number_here_and_at_17track(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    await register(engine, "RR000000001CN", "RR000000002CN")
+    outcome = await engine.delete(["RR000000001CN"])
+    assert outcome.accepted == ["RR000000001CN"] and outcome.ok
+    assert await engine.store.get_shipment("RR000000001CN") is None
+    assert sandbox.state.tracked("RR000000001CN") is None
+    assert [r.number for r in await engine.store.list_shipments()] == ["RR000000002CN"]
+    assert sandbox.state.numbers() == ["RR000000002CN"]
+
+
+async def test_change_carrier_and_change_tag_update_both_sides(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    number = "RR123456789CN"
+    await register(engine, number, tag="old-tag")
+    cainiao = 190271
+    changed = await engine.change_carrier(number, cainiao)
+    assert changed.accepted == [number] and changed.ok
+    record = await engine.store.get_shipment(number)
+    assert record is not None and record.carrier == cainiao
+    assert engine.carrier_name(record.carrier) == "Cainiao"
+    assert sandbox.state.tracked(number).carrier == cainiao  # type: ignore[union-attr]
+    # The same carrier again is refused by 17TRACK, and the store keeps the carrier.
+    same = await engine.change_carrier(number, cainiao)
+    assert same.accepted == [] and [r.error.code for r in same.rejected] == [-18019803]
+
+    tagged = await engine.change_tag(number, "VIP-1")
+    assert tagged.accepted == [number] and tagged.ok
+    record = await engine.store.get_shipment(number)
+    assert record is not None and record.tag == "VIP-1"
+    assert sandbox.state.tracked(number).tag == "VIP-1"  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- pushes
+
+
+@pytest.fixture
+def listener_socket() -> Iterator[socket.socket]:
+    """A bound loopback socket for the webhook listener, so its URL is known up front."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        sock.setblocking(False)
+        yield sock
+
+
+async def test_a_push_is_stored_by_the_listener_then_applied_from_the_inbox(
+    tmp_path: Path, listener_socket: socket.socket, channel: RecordingChannel
+) -> None:
+    from trackops.core.webhook import create_app
+
+    port = listener_socket.getsockname()[1]
+    settings_path = "/webhooks/17track"
+    config = sandbox_config(webhook_url=f"http://127.0.0.1:{port}{settings_path}")
+    async with running_sandbox(config) as sandbox:
+        settings = fast_settings(tmp_path, sandbox.base_url)
+        assert settings.webhook.path == settings_path
+        state = sandbox.state
+        number = "RR123456789CN"
+        state.script(number, [step(1, S.IN_TRANSIT), step(5, S.ALERT, "Held by customs")])
+        async with Engine(
+            settings, channels=[channel], load_plugins=False, clock=state.now
+        ) as engine:
+            app = create_app(settings, engine, background=False)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            try:
+                await web.SockSite(runner, listener_socket).start()
+                await register(engine, number, order="A-9")
+
+                state.advance(2 * HOUR)
+                (attempt,) = await asyncio.wait_for(state.wait_for_pushes(1), 10)
+                assert attempt.ok and attempt.number == number
+                # Acknowledged means stored; nothing is applied until the inbox is processed.
+                assert len(await engine.store.inbox_pending()) == 1
+                assert await status_of(engine, number) is S.NOT_FOUND
+                assert await engine.process_inbox() == 1
+                assert await status_of(engine, number) is S.IN_TRANSIT
+                assert await engine.process_inbox() == 0
+
+                state.advance(4 * HOUR)
+                pushes = await asyncio.wait_for(state.wait_for_pushes(2), 10)
+                assert [p.ok for p in pushes] == [True, True]
+                assert await engine.process_inbox() == 1
+                record = await engine.store.get_shipment(number)
+                assert record is not None and record.status is S.ALERT
+                assert record.info is not None and record.info.latest_event is not None
+                assert record.info.latest_event.description == "Held by customs"
+
+                await engine.dispatch_pending()
+                assert sorted((m.audience, m.to_status) for m in channel.sent) == [
+                    ("customer", S.IN_TRANSIT),
+                    ("customer", S.ALERT),
+                    ("seller", S.ALERT),
+                ]
+                stats = await engine.store.inbox_stats()
+                assert stats.backlog == 0
+            finally:
+                await runner.cleanup()
