@@ -1,0 +1,1 @@
+"""trackops.core: the engine. It knows nothing of Textual or Slack."""

@@ -1,0 +1,1 @@
+"""The Slack bot (/track): a front-end over trackops.core.engine."""

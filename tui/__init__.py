@@ -1,0 +1,1 @@
+"""The Textual dashboard (trackops tui): a front-end over trackops.core.engine."""
