@@ -115,3 +115,13 @@ def settings_for(
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
+
+
+def api_reference() -> Path | None:
+    """The 17TRACK API reference in ``shared/`` (beside the repository, as on CI), if present."""
+    root = Path(__file__).resolve().parent.parent
+    for shared in (root.parent / "shared", Path("/work/shared")):
+        path = shared / "reference" / "17track-api-v1.txt"
+        if path.exists():
+            return path
+    return None

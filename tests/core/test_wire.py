@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from factories import api_reference
 from trackops.core import wire
 from trackops.core.wire import (
     CarrierResult,
@@ -373,13 +374,11 @@ def test_error_message_filling(code: int, args: tuple[Any, ...], expected: str) 
 
 
 def test_error_table_matches_reference() -> None:
-    reference = (
-        Path("/work/shared/reference/17track-api-v1.txt")
-        if Path("/work/shared/reference/17track-api-v1.txt").exists()
-        else None
-    )
+    reference = api_reference()
     if reference is None:
-        pytest.skip("the API reference is not available here")
+        pytest.skip(
+            "the API reference (shared/reference/17track-api-v1.txt) is not beside the repo"
+        )
     rows: dict[int, str] = {}
     for line in reference.read_text(encoding="utf-8").splitlines():
         head, _, rest = line.partition(" ")

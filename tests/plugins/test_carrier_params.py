@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from factories import api_reference
 from trackops.core import carriers
 from trackops.core.carriers import CarrierListError, CarrierParam
 from trackops.core.config import Settings
@@ -28,7 +29,7 @@ from trackops.plugins.carriers import (
 )
 
 Serve = Callable[[web.Application], Awaitable[TestServer]]
-REFERENCE = Path("/work/shared/reference/17track-api-v1.txt")
+REFERENCE = api_reference() or Path("shared/reference/17track-api-v1.txt")
 KINDS = {
     "PostalCode": "postal_code",
     "PhoneNumber": "phone_number",
