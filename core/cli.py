@@ -184,6 +184,47 @@ def _console() -> Any:
     return Console(highlight=False, soft_wrap=False)
 
 
+def _print_table(
+    columns: Sequence[tuple[str, bool]],
+    rows: Sequence[Sequence[str]],
+    drop_first: Sequence[str] = (),
+) -> None:
+    """Print rows that stay one line each: ``(header, keep_whole)`` columns.
+
+    Columns marked ``keep_whole`` (ids, numbers, statuses) are never shortened; the others
+    share the remaining width and end with an ellipsis when cut. On a terminal too narrow for
+    all of them, the columns named in ``drop_first`` are left out, in that order. Output that
+    is not a terminal (a pipe, a file) is never cut.
+    """
+    from rich.table import Table
+
+    console = _console()
+    if not sys.stdout.isatty():
+        console.width = 10_000
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, (h, _) in enumerate(columns)]
+    minimum = [w if keep else min(w, 8) for w, (_, keep) in zip(widths, columns, strict=True)]
+    shown = list(range(len(columns)))
+    for header in drop_first:
+        if sum(minimum[i] + 2 for i in shown) <= console.width:
+            break
+        shown = [i for i in shown if columns[i][0] != header]
+    # Fixed widths: whole columns as they are, the others share what is left, widest first cut.
+    final = {i: minimum[i] for i in shown}
+    spare = console.width - sum(final[i] + 2 for i in shown)
+    flexible = sorted((i for i in shown if not columns[i][1]), key=lambda i: widths[i])
+    for n, i in enumerate(flexible):
+        share = spare // (len(flexible) - n) if spare > 0 else 0
+        grow = min(widths[i] - final[i], share)
+        final[i] += grow
+        spare -= grow
+    table = Table(box=None, pad_edge=False)
+    for i in shown:
+        table.add_column(columns[i][0], no_wrap=True, overflow="ellipsis", width=final[i])
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    console.print(table)
+
+
 def _err(message: str) -> None:
     sys.stderr.write(f"trackops: error: {message}\n")
 
@@ -396,23 +437,27 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         if not records:
             print("no shipments")
             return EXIT_OK
-        from rich.table import Table
 
-        table = Table(box=None, pad_edge=False)
-        for col in ("number", "status", "carrier", "order", "latest event", "tracking"):
-            table.add_column(col)
+        rows = []
         for r in records:
             event = r.info.latest_event if r.info else None
             latest = f"{event.time_raw or ''} {event.description or ''}".strip() if event else ""
-            table.add_row(
-                r.number,
-                r.status.display,
-                engine.carrier_name(r.carrier),
-                r.order_number or "",
-                latest[:60],
-                "active" if r.active else "stopped",
+            rows.append(
+                (
+                    r.number,
+                    r.status.display,
+                    engine.carrier_name(r.carrier),
+                    r.order_number or "",
+                    latest,
+                    "active" if r.active else "stopped",
+                )
             )
-        _console().print(table)
+        _print_table(
+            [("number", True), ("status", True), ("carrier", False), ("order", False),
+             ("latest event", False), ("tracking", True)],
+            rows,
+            drop_first=("tracking", "order", "carrier"),
+        )  # fmt: skip
         return EXIT_OK
 
     return await _with_engine(settings, run)
@@ -500,38 +545,24 @@ async def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
         if not rows:
             print("no notifications")
             return EXIT_OK
-        from rich.table import Table
 
-        table = Table(box=None, pad_edge=False)
-        for col in (
-            "id",
-            "time",
-            "number",
-            "order",
-            "recipient",
-            "channel",
-            "condition",
-            "change",
-            "status",
-            "reason",
-        ):
-            table.add_column(col)
+        table_rows = []
         for r in rows:
-            data = r.to_json()
-            change = f"{data['from_status'] or ''} -> {data['to_status'] or ''}"
-            table.add_row(
-                str(r.id),
-                str(data["created_at"])[:19],
-                r.number or "",
-                r.order_number or "",
-                r.recipient,
-                r.channel,
-                f"{r.condition} ({r.condition_kind})",
-                change,
-                r.send_status,
-                r.reason or "",
-            )
-        _console().print(table)
+            change = "→".join(s.slug for s in (r.from_status, r.to_status) if s is not None)
+            condition = r.condition + (" (custom)" if r.condition_kind == "custom" else "")
+            table_rows.append(
+                (
+                    str(r.id), f"{r.created_at:%m-%d %H:%M}", r.number or "", r.order_number or "",
+                    r.recipient, r.channel, condition, change, r.send_status, r.reason or "",
+                )
+            )  # fmt: skip
+        _print_table(
+            [("id", True), ("time", True), ("number", True), ("order", False),
+             ("recipient", False), ("channel", False), ("condition", False), ("change", False),
+             ("status", True), ("reason", False)],
+            table_rows,
+            drop_first=("order", "channel", "time", "condition", "recipient"),
+        )  # fmt: skip
         return EXIT_OK
 
     return await _with_engine(settings, run)
