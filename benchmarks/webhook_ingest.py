@@ -101,6 +101,22 @@ async def _wait_listening(port: int, within: float = 30) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+async def _drain_seconds(port: int, limit: float = 120.0) -> float | None:
+    """Seconds until /healthz reports an empty inbox (None for a server without /healthz)."""
+    import aiohttp
+
+    start = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        while time.perf_counter() - start < limit:
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                if response.status == 404:
+                    return None
+                if (await response.json()).get("inbox_backlog") == 0:
+                    return time.perf_counter() - start
+            await asyncio.sleep(0.1)
+    return float("inf")
+
+
 async def _drive(target_cmd: list[str], port: int, args: argparse.Namespace) -> dict[str, object]:
     server = await asyncio.create_subprocess_exec(
         *target_cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
@@ -121,7 +137,9 @@ async def _drive(target_cmd: list[str], port: int, args: argparse.Namespace) -> 
             stdout=asyncio.subprocess.PIPE,
         )
         out, _ = await load.communicate()
-        return json.loads(out)
+        result = json.loads(out)
+        result["drain_s"] = await _drain_seconds(port)
+        return result
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -170,6 +188,10 @@ async def main(args: argparse.Namespace) -> None:
     print(f"p99 serve: {float(serve['p99_ms']):.1f} ms (target <= 50)")
     print(
         f"pushes answered 200: {serve['ok']}, stored in inbox: {stored}, lost: {lost} (must be 0)"
+    )
+    print(
+        f"inbox fully processed {float(serve['drain_s']):.1f} s after the burst ended "
+        "(processing yields to the listener while pushes arrive)"
     )
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -598,6 +599,12 @@ def _check_send_status(send_status: str) -> None:
 # --------------------------------------------------------------------------- dialects
 
 
+@functools.cache
+def _id_statements(table: sa.Table) -> tuple[sa.Select[Any], sa.Insert]:
+    """``SELECT max(id)`` and the plain insert of ``table``, built once (hot path: the inbox)."""
+    return sa.select(sa.func.max(table.c.id)), table.insert()
+
+
 class _Dialect:
     """Everything that differs between SQLite and PostgreSQL, in one place."""
 
@@ -659,10 +666,11 @@ class _Dialect:
             sync = conn.sync_connection
             if sync is None or not sync.get_execution_options().get("trackops_write"):
                 raise RuntimeError("insert_with_ids needs a write transaction (Store._write)")
-            last = await conn.scalar(sa.select(sa.func.max(table.c.id)))
+            max_id, insert = _id_statements(table)
+            last = await conn.scalar(max_id)
             ids = list(range((last or 0) + 1, (last or 0) + 1 + len(rows)))
             await conn.execute(
-                table.insert(), [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)]
+                insert, [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)]
             )
             return ids
         result = await conn.execute(
