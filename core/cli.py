@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dispatch", help="send pending notifications now")
     _json_flag(p)
 
+    p = sub.add_parser("report", help="send the weekly or monthly report, or the full export")
+    p.add_argument("kind", choices=["weekly", "monthly", "export"])
+    _json_flag(p)
+
     p = sub.add_parser("plugins", help="installed plugins and their hooks")
     _json_flag(p)
 
@@ -597,6 +601,23 @@ async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_engine(settings, run)
 
 
+async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(engine: Any) -> int:
+        try:
+            rows = await engine.send_report(args.kind)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if args.json:
+            _print_json([r.to_json() for r in rows])
+        else:
+            for r in rows:
+                reason = f" ({r.reason})" if r.reason else ""
+                print(f"{args.kind} to {r.recipient} via {r.channel}: {r.send_status}{reason}")
+        return EXIT_OK if all(r.send_status == "sent" for r in rows) else EXIT_FAILED
+
+    return await _with_engine(settings, run)
+
+
 async def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from trackops.core.sandbox import SandboxConfig, running_sandbox
 
@@ -745,6 +766,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Awaitable[int]]] = {
     "history": cmd_history,
     "resend": cmd_resend,
     "dispatch": cmd_dispatch,
+    "report": cmd_report,
     "plugins": cmd_plugins,
     "carriers": cmd_carriers,
 }

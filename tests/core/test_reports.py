@@ -88,3 +88,20 @@ async def test_reports_need_recipients(tmp_path: Path) -> None:
             await engine.send_report("weekly")
         with pytest.raises(ValueError, match="unknown report"):
             await engine.send_report("daily")  # type: ignore[arg-type]
+
+
+def test_report_command_without_recipients_says_what_to_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trackops.core.cli import main
+
+    config = tmp_path / "trackops.toml"
+    config.write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "r.db"}"\n[plugins]\ndisable = ["slack", "discord"]\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "report", "weekly"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "trackops: error: no report recipients: set [notifications.reports] recipients in the config"
+    ]
