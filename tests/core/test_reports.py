@@ -97,11 +97,13 @@ def test_report_command_without_recipients_says_what_to_set(
 
     config = tmp_path / "trackops.toml"
     config.write_text(
-        f'[store]\nurl = "sqlite:///{tmp_path / "r.db"}"\n[plugins]\ndisable = ["slack", "discord"]\n',
+        f'[store]\nurl = "sqlite:///{tmp_path / "r.db"}"\n'
+        '[plugins]\ndisable = ["slack", "discord"]\n',
         encoding="utf-8",
     )
     assert main(["--config", str(config), "report", "weekly"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "trackops: error: no report recipients: set [notifications.reports] recipients in the config"
+        "trackops: error: no report recipients: "
+        "set [notifications.reports] recipients in the config"
     ]
