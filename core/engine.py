@@ -19,13 +19,13 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from trackops.core.channels import Attachment, Channel, ChannelError, Message
-from trackops.core.client import TrackClient
+from trackops.core.client import BatchResult, TrackClient
 from trackops.core.config import Settings
 from trackops.core.reports import REPORT_KINDS, ReportKind, build_report, export_csv, period_of
 from trackops.core.rules import Rules, ShipmentFacts
@@ -41,6 +41,7 @@ from trackops.core.store import (
 from trackops.core.wire import (
     EVENT_TRACKING_UPDATED,
     ApiErrorBody,
+    CarrierResult,
     ChangeCarrierItem,
     NumberItem,
     PackageStatus,
@@ -235,9 +236,7 @@ class Engine:
         if self._client is None:
             self._client = TrackClient(self.settings.api)
             self._owns_client = True
-        if not getattr(self._client, "_entered", False):
             await self._client.__aenter__()
-            self._client._entered = True  # type: ignore[attr-defined]
         return self._client
 
     @property
@@ -409,34 +408,33 @@ class Engine:
 
     async def stop(self, numbers: Sequence[str]) -> CommandOutcome:
         """Stop tracking: 17TRACK stops, the shipment is kept as stopped."""
-        found, rejected = await self._known(numbers)
-        if not found:
-            return CommandOutcome(rejected=rejected)
         client = await self.client()
-        items = [NumberItem(number=n, carrier=r.carrier) for n, r in found.items()]
-        result = await client.stop_track(items)
-        now = self.clock()
-        accepted = []
-        for item in result.accepted:
-            await self.store.update_shipment(item.number, active=False, stopped_at=now)
-            accepted.append(item.number)
-            self._publish(Change("shipment", item.number, found[item.number].status))
-        return CommandOutcome(accepted=accepted, rejected=rejected + list(result.rejected))
+        return await self._set_tracking(numbers, client.stop_track, active=False)
 
     async def retrack(self, numbers: Sequence[str]) -> CommandOutcome:
         """Re-activate stopped numbers (17TRACK allows this once per number)."""
+        client = await self.client()
+        return await self._set_tracking(numbers, client.retrack, active=True)
+
+    async def _set_tracking(
+        self,
+        numbers: Sequence[str],
+        call: Callable[[list[NumberItem]], Awaitable[BatchResult[CarrierResult]]],
+        *,
+        active: bool,
+    ) -> CommandOutcome:
         found, rejected = await self._known(numbers)
         if not found:
             return CommandOutcome(rejected=rejected)
-        client = await self.client()
-        items = [NumberItem(number=n, carrier=r.carrier) for n, r in found.items()]
-        result = await client.retrack(items)
-        accepted = []
+        result = await call([NumberItem(number=n, carrier=r.carrier) for n, r in found.items()])
+        stopped_at = None if active else self.clock()
         for item in result.accepted:
-            await self.store.update_shipment(item.number, active=True, stopped_at=None)
-            accepted.append(item.number)
+            await self.store.update_shipment(item.number, active=active, stopped_at=stopped_at)
             self._publish(Change("shipment", item.number, found[item.number].status))
-        return CommandOutcome(accepted=accepted, rejected=rejected + list(result.rejected))
+        return CommandOutcome(
+            accepted=[item.number for item in result.accepted],
+            rejected=rejected + list(result.rejected),
+        )
 
     async def delete(self, numbers: Sequence[str]) -> CommandOutcome:
         """Delete numbers at 17TRACK and from the store (their history is kept)."""
