@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -18,7 +19,7 @@ import pytest
 from aiohttp import web
 from factories import BASE, KEY, days, make_info, push_body, settings_for
 from trackops.core.channels import RecordingChannel
-from trackops.core.engine import Engine
+from trackops.core.engine import Engine, utcnow
 from trackops.core.webhook import create_app
 from trackops.core.wire import PackageStatus
 
@@ -45,18 +46,17 @@ class Listener:
         await self.engine.dispatch_pending()
 
 
-@pytest.fixture
-async def listener(tmp_path: Path) -> AsyncIterator[Listener]:
+@asynccontextmanager
+async def listener_with(
+    tmp_path: Path, *, clock: Callable[[], datetime] = utcnow, **webhook: object
+) -> AsyncIterator[Listener]:
+    """A listener on a free loopback port over a real engine and SQLite file."""
     settings = settings_for(tmp_path)
     settings = dataclasses.replace(
-        settings,
-        webhook=dataclasses.replace(settings.webhook, max_body_bytes=64 * 1024, body_timeout=0.5),
+        settings, webhook=dataclasses.replace(settings.webhook, **webhook)
     )
     channel = RecordingChannel("memory")
-    now = BASE + days(1)
-    async with Engine(
-        settings, channels=[channel], load_plugins=False, clock=lambda: now
-    ) as engine:
+    async with Engine(settings, channels=[channel], load_plugins=False, clock=clock) as engine:
         app = create_app(settings, engine, background=False)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -65,8 +65,17 @@ async def listener(tmp_path: Path) -> AsyncIterator[Listener]:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
-            yield Listener(base + PATH, base, engine, channel, session)
+            yield Listener(base + settings.webhook.path, base, engine, channel, session)
         await runner.cleanup()
+
+
+@pytest.fixture
+async def listener(tmp_path: Path) -> AsyncIterator[Listener]:
+    now = BASE + days(1)
+    async with listener_with(
+        tmp_path, clock=lambda: now, max_body_bytes=64 * 1024, body_timeout=0.5
+    ) as lst:
+        yield lst
 
 
 async def test_a_signed_push_is_stored_then_applied(listener: Listener) -> None:
@@ -237,26 +246,6 @@ def _new(number: str, **values: object) -> object:
     from trackops.core.store import NewShipment
 
     return NewShipment(number=number, registered_at=BASE - days(2), **values)  # type: ignore[arg-type]
-
-
-@asynccontextmanager
-async def listener_with(tmp_path: Path, **webhook: object) -> AsyncIterator[Listener]:
-    settings = settings_for(tmp_path)
-    settings = dataclasses.replace(
-        settings, webhook=dataclasses.replace(settings.webhook, **webhook)
-    )
-    channel = RecordingChannel("memory")
-    async with Engine(settings, channels=[channel], load_plugins=False) as engine:
-        app = create_app(settings, engine, background=False)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        base = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession() as session:
-            yield Listener(base + settings.webhook.path, base, engine, channel, session)
-        await runner.cleanup()
 
 
 async def test_allow_list_refuses_other_sources(tmp_path: Path) -> None:
