@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from trackops.core.config import Settings
@@ -38,6 +38,7 @@ __all__ = [
     "InboxWriter",
     "ListenerStats",
     "create_app",
+    "resync_quiet",
     "serve",
 ]
 
@@ -308,19 +309,26 @@ async def _inbox_worker(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-async def _resync_loop(engine: Engine, hours: float) -> None:
-    """Sync shipments that had no update for ``hours`` (a push may have been lost)."""
-    from datetime import timedelta
+async def resync_quiet(engine: Engine, hours: float) -> list[str]:
+    """Sync tracked shipments with no update for ``hours`` (a push may have been lost).
 
+    Returns the numbers asked for.
+    """
+    cutoff = engine.clock() - timedelta(hours=hours)
+    records = await engine.store.list_shipments(active=True)
+    quiet = [r.number for r in records if (r.updated_at or r.registered_at) < cutoff]
+    if quiet:
+        outcome = await engine.sync(numbers=quiet)
+        log.info("resync of %d quiet shipments: %d updated", len(quiet), outcome.applied)
+    return quiet
+
+
+async def _resync_loop(engine: Engine, hours: float) -> None:
+    """Every ``min(hours, 1 h)``, resync the shipments that have been quiet for ``hours``."""
     while True:
         await asyncio.sleep(min(hours * 3600, 3600))
         try:
-            cutoff = engine.clock() - timedelta(hours=hours)
-            records = await engine.store.list_shipments(active=True)
-            stale = [r.number for r in records if (r.updated_at or r.registered_at) < cutoff]
-            if stale:
-                outcome = await engine.sync(numbers=stale)
-                log.info("resync of %d quiet shipments: %d updated", len(stale), outcome.applied)
+            await resync_quiet(engine, hours)
         except Exception:
             log.exception("periodic resync failed; trying again later")
 

@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import socket
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -425,3 +425,31 @@ async def test_a_push_is_stored_by_the_listener_then_applied_from_the_inbox(
                 assert stats.backlog == 0
             finally:
                 await runner.cleanup()
+
+
+# --------------------------------------------------------------------------- periodic resync
+
+
+async def test_resync_asks_only_for_shipments_quiet_longer_than_resync_hours(
+    tmp_path: Path, channel: RecordingChannel
+) -> None:
+    from trackops.core.webhook import resync_quiet
+
+    config = dataclasses.replace(sandbox_config(), start_time=None)  # the real clock, frozen
+    async with running_sandbox(config) as sandbox:
+        settings = fast_settings(tmp_path, sandbox.base_url)
+        async with Engine(settings, channels=[channel], load_plugins=False) as engine:
+            for number in ("RR100000001CN", "RR100000002CN"):
+                sandbox.state.script(number, [step(1, S.IN_TRANSIT)])
+            await register(engine, "RR100000001CN", "RR100000002CN")
+            sandbox.state.advance(2 * HOUR)
+            # One shipment heard nothing for a day (a push lost); the other just now.
+            await engine.store.update_shipment(
+                "RR100000002CN", updated_at=engine.clock() - timedelta(hours=30)
+            )
+            before = api_requests(sandbox, "/gettrackinfo")
+            asked = await resync_quiet(engine, hours=24)
+            assert asked == ["RR100000002CN"]
+            assert api_requests(sandbox, "/gettrackinfo") == before + 1
+            assert await status_of(engine, "RR100000002CN") is S.IN_TRANSIT
+            assert await status_of(engine, "RR100000001CN") is S.NOT_FOUND
