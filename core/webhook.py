@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 from trackops.core.config import Settings
-from trackops.core.engine import Engine, utcnow
+from trackops.core.engine import Engine
 from trackops.core.store import Store
 from trackops.core.wire import WireError, decode_push, verify_push_signature
 
@@ -212,7 +212,8 @@ async def handle_push(request: web.Request) -> web.Response:
         stats.rejected += 1
         reason = "missing sign" if not envelope.sign else "wrong sign"
         return _answer(401, reason)
-    now = utcnow()
+    # The engine's clock, like every other time it stores (the sandbox's in demos and tests).
+    now = app[ENGINE].clock()
     try:
         row_id = await app[WRITER].write(body, now)
     except Exception as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -360,16 +360,6 @@ async def test_change_carrier_and_change_tag_update_both_sides(
 
 
 # --------------------------------------------------------------------------- pushes
-
-
-@pytest.fixture
-def listener_socket() -> Iterator[socket.socket]:
-    """A bound loopback socket for the webhook listener, so its URL is known up front."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        sock.setblocking(False)
-        yield sock
 
 
 async def test_a_push_is_stored_by_the_listener_then_applied_from_the_inbox(

@@ -1,40 +1,12 @@
-"""Fixtures for the plugin tests: a real SMTP server, local HTTP stand-ins, a certificate."""
+"""Fixtures for the plugin tests: a certificate. The SMTP server (``smtp_server``), the HTTP
+stand-in runner (``serve``) and ``example_installed`` are shared, in tests/conftest.py."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
-from aiosmtpd.controller import Controller
-from plugin_helpers import Certificate, SmtpRecorder, SmtpServer, free_port
-
-
-def _start(controller: Controller) -> Controller:
-    controller.start()
-    return controller
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A plain SMTP server on 127.0.0.1 that accepts AUTH without TLS (user shop)."""
-    recorder = SmtpRecorder()
-    port = free_port()
-    controller = Controller(
-        recorder,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=recorder.authenticator,
-        auth_require_tls=False,
-        ready_timeout=5,
-    )
-    _start(controller)
-    try:
-        yield SmtpServer(recorder, port)
-    finally:
-        controller.stop()
+from plugin_helpers import Certificate
 
 
 @pytest.fixture(scope="session")
@@ -56,19 +28,3 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
     except (OSError, subprocess.SubprocessError) as exc:
         pytest.skip(f"cannot make a test certificate with openssl: {exc}")
     return Certificate(cert, key)
-
-
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[web.Application], Awaitable[TestServer]]]:
-    """``await serve(app)`` runs ``app`` on 127.0.0.1 until the test ends."""
-    servers: list[TestServer] = []
-
-    async def start(app: web.Application) -> TestServer:
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from plugin_helpers import make_message
+from plugin_helpers import FakeDiscord, make_message
 from trackops.core.channels import ChannelError
 from trackops.core.config import ChannelSettings, Settings
 from trackops.core.wire import PackageStatus
@@ -18,22 +17,6 @@ from trackops.plugins import discord as discord_plugin
 from trackops.plugins.discord import STATUS_COLOURS, DiscordChannel
 
 Serve = Callable[[web.Application], Awaitable[TestServer]]
-
-
-class FakeDiscord:
-    """A webhook that answers the queued responses in order, then 204."""
-
-    def __init__(self, *responses: web.Response) -> None:
-        self.responses = list(responses)
-        self.calls: list[tuple[float, dict[str, Any]]] = []
-        self.app = web.Application()
-        self.app.router.add_post("/api/webhooks/1/secret-token", self.handle)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.calls.append((time.monotonic(), await request.json()))
-        if self.responses:
-            return self.responses.pop(0)
-        return web.Response(status=204)
 
 
 async def _channel(serve: Serve, fake: FakeDiscord, **kwargs: Any) -> DiscordChannel:

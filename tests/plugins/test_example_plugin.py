@@ -1,80 +1,24 @@
 """The separately installable example plugin: discovered through its entry point, delivers.
 
-The session fixture installs ``examples/trackops-webhook-notifier`` into this venv (editable,
-no dependencies, no build isolation: offline and about two seconds) unless it is there already.
+The session fixture ``example_installed`` (tests/conftest.py) installs
+``examples/trackops-webhook-notifier`` into this venv unless it is there already.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import importlib
-import importlib.metadata
 import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from plugin_helpers import EXAMPLE_DIST as DIST
 from plugin_helpers import make_message
 from trackops.core.config import ChannelSettings, Settings
 from trackops.core.plugins import PluginChannel, PluginHost
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "trackops-webhook-notifier"
-DIST = "trackops-webhook-notifier"
-
-
-def _installed() -> bool:
-    try:
-        dist = importlib.metadata.distribution(DIST)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return any(ep.group == "trackops" and ep.name == "webhook" for ep in dist.entry_points)
-
-
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    # Several test runs may share this venv; one pip at a time.
-    lock = Path(sys.prefix) / ".trackops-example-install.lock"
-    with lock.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@pytest.fixture(scope="session")
-def example_installed() -> Path:
-    """The example plugin, installed into the current venv and importable in this process."""
-    with _install_lock():
-        if not _installed():
-            result = subprocess.run(
-                [
-                    sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-index", "-e", str(EXAMPLE),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )  # fmt: skip
-            if result.returncode != 0:
-                pytest.fail(f"cannot install {EXAMPLE}:\n{result.stdout}\n{result.stderr}")
-    importlib.invalidate_caches()
-    try:
-        importlib.import_module("trackops_webhook_notifier")
-    except ImportError:
-        # An editable install's import hook is set up by a .pth file, which only a new
-        # interpreter reads; this process finds the package through its folder instead.
-        sys.path.insert(0, str(EXAMPLE))
-        importlib.import_module("trackops_webhook_notifier")
-    assert _installed()
-    return EXAMPLE
 
 
 def _settings(url: str, secret: str = "") -> Settings:

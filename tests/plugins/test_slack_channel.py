@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from plugin_helpers import make_message
+from plugin_helpers import SLACK_TOKEN, FakeSlack, make_message
 from trackops.core.channels import ChannelError
 from trackops.core.config import ChannelSettings, ConfigError, Settings
 from trackops.core.wire import PackageStatus
@@ -17,36 +17,7 @@ from trackops.plugins import slack as slack_plugin
 from trackops.plugins.slack import SlackChannel
 
 Serve = Callable[[web.Application], Awaitable[TestServer]]
-TOKEN = "xoxb-1234-secret-token"
-
-
-class FakeSlack:
-    """Records what Slack would receive; answers like Slack does."""
-
-    def __init__(self) -> None:
-        self.webhook_posts: list[dict[str, Any]] = []
-        self.api_calls: list[tuple[str, str, dict[str, Any]]] = []
-        self.app = web.Application()
-        self.app.router.add_post("/services/T0/B0/ok", self.webhook_ok)
-        self.app.router.add_post("/services/T0/B0/gone", self.webhook_gone)
-        self.app.router.add_post("/api/chat.postMessage", self.post_message)
-
-    async def webhook_ok(self, request: web.Request) -> web.Response:
-        self.webhook_posts.append(await request.json())
-        return web.Response(text="ok")
-
-    async def webhook_gone(self, request: web.Request) -> web.Response:
-        return web.Response(status=404, text="no_service")
-
-    async def post_message(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        auth = request.headers.get("Authorization", "")
-        self.api_calls.append((request.path, auth, body))
-        if auth != f"Bearer {TOKEN}":
-            return web.json_response({"ok": False, "error": "invalid_auth"})
-        if body.get("channel") != "#shipping":
-            return web.json_response({"ok": False, "error": "channel_not_found"})
-        return web.json_response({"ok": True, "channel": "C1", "ts": "1700000000.000100"})
+TOKEN = SLACK_TOKEN
 
 
 @pytest.fixture
