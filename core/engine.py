@@ -43,6 +43,7 @@ from trackops.core.wire import (
     ApiErrorBody,
     CarrierResult,
     ChangeCarrierItem,
+    Event,
     NumberItem,
     PackageStatus,
     RegisterItem,
@@ -82,6 +83,15 @@ def _log_push(inbox_id: int, number: str | None, event: str, **fields: Any) -> N
         record = {"inbox_id": inbox_id, "number": number, "event": event}
         record.update({k: v for k, v in fields.items() if v is not None})
         log.info("push %s", json.dumps(record, ensure_ascii=False))
+
+
+def _event_of(row: NotificationRecord) -> Event | None:
+    """The event a notification row was created for (rows from before schema 3 have none)."""
+    if row.event_time is None and row.event_description is None:
+        return None
+    return Event(
+        time_raw=row.event_time, location=row.event_location, description=row.event_description
+    )
 
 
 def utcnow() -> datetime:
@@ -825,7 +835,7 @@ class Engine:
             carrier_name=self.carrier_name(carrier),
             from_status=row.from_status,
             to_status=row.to_status,
-            latest_event=info.latest_event if info else None,
+            latest_event=_event_of(row) or (info.latest_event if info else None),
             origin_country=info.origin_country if info else None,
             destination_country=info.destination_country if info else None,
             tracking_url=self.settings.notifications.tracking_url.format(number=row.number)
@@ -917,6 +927,9 @@ class Engine:
                 to_status=row.to_status,
                 created_at=self.clock(),
                 resend_of=row.id,
+                event_time=row.event_time,
+                event_location=row.event_location,
+                event_description=row.event_description,
             )
         )
         self._publish(Change("notification", new.number, None, new.id, new.send_status))

@@ -225,6 +225,11 @@ notifications = sa.Table(
     # v2: what a report or export says, rendered when it was queued
     sa.Column("subject", sa.Text),
     sa.Column("body", sa.Text),
+    # v3: the event that triggered a status notification, as it was then (a message sent
+    # later, after retries, still tells of that event, not of whatever happened since)
+    sa.Column("event_time", sa.String),
+    sa.Column("event_location", sa.String),
+    sa.Column("event_description", sa.Text),
 )
 
 schema_version = sa.Table(
@@ -337,9 +342,18 @@ def _add_message_text_v2(conn: Connection) -> None:
 
 Migration = tuple[int, str, Callable[[Connection], None]]
 
+
+def _add_event_snapshot_v3(conn: Connection) -> None:
+    """Version 3: notifications keep the event that triggered them."""
+    conn.exec_driver_sql("ALTER TABLE notifications ADD COLUMN event_time VARCHAR")
+    conn.exec_driver_sql("ALTER TABLE notifications ADD COLUMN event_location VARCHAR")
+    conn.exec_driver_sql("ALTER TABLE notifications ADD COLUMN event_description TEXT")
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     (1, "shipments, inbox, notifications", _create_v1),
     (2, "notifications.subject and notifications.body", _add_message_text_v2),
+    (3, "notifications.event_time, event_location, event_description", _add_event_snapshot_v3),
 )
 """Every schema step, in order. Append only: a released step never changes."""
 
@@ -447,6 +461,9 @@ class NotificationRecord:
     resend_of: int | None
     subject: str | None = None
     body: str | None = None
+    event_time: str | None = None
+    event_location: str | None = None
+    event_description: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The contract's history row JSON object."""
@@ -548,6 +565,9 @@ class NewNotification:
     resend_of: int | None = None
     subject: str | None = None
     body: str | None = None
+    event_time: str | None = None
+    event_location: str | None = None
+    event_description: str | None = None
 
 
 _UPDATABLE: Final = frozenset(c.name for c in shipments.columns) - {"number"}
@@ -586,7 +606,20 @@ def _notification(values: Mapping[str, Any]) -> NotificationRecord:
         resend_of=values["resend_of"],
         subject=values.get("subject"),
         body=values.get("body"),
+        event_time=values.get("event_time"),
+        event_location=values.get("event_location"),
+        event_description=values.get("event_description"),
     )
+
+
+def _event_snapshot(info: TrackInfo) -> dict[str, str | None]:
+    """The latest event of ``info`` as notification columns."""
+    event = info.latest_event
+    return {
+        "event_time": event.time_raw if event else None,
+        "event_location": (event.place or None) if event else None,
+        "event_description": event.description if event else None,
+    }
 
 
 def _check_send_status(send_status: str) -> None:
@@ -1133,6 +1166,7 @@ class Store:
                         "resend_of": None,
                         "subject": None,
                         "body": None,
+                        **_event_snapshot(update.info),
                     }
                 )
             return await self._insert_notifications(conn, rows)
@@ -1194,6 +1228,9 @@ class Store:
             "resend_of": row.resend_of,
             "subject": row.subject,
             "body": row.body,
+            "event_time": row.event_time,
+            "event_location": row.event_location,
+            "event_description": row.event_description,
         }
         async with self._write() as conn:
             (record,) = await self._insert_notifications(conn, [values])

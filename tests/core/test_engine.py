@@ -356,3 +356,25 @@ def test_cli_path_is_importable_without_front_ends() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+async def test_a_notification_sent_late_tells_of_the_event_that_caused_it(
+    tmp_path: Path, clock: Clock
+) -> None:
+    channel = RecordingChannel("memory", fail_with="421 try later")
+    async with Engine(
+        settings_for(tmp_path), channels=[channel], load_plugins=False, clock=clock
+    ) as engine:
+        await add(engine)
+        await engine.apply_track_info(
+            NUMBER, make_info(30, BASE - days(1), description="Out for delivery")
+        )
+        await engine.dispatch_pending()  # fails; retried later
+        await engine.apply_track_info(
+            NUMBER, make_info(40, BASE, description="Delivered to the door")
+        )
+        channel.fail_with = None
+        clock.now += timedelta(hours=2)
+        await engine.dispatch_pending()
+        told = {m.to_status: m.latest_event.description for m in channel.sent if m.latest_event}
+        assert told == {S.PICK_UP: "Out for delivery", S.DELIVERED: "Delivered to the door"}

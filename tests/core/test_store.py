@@ -332,7 +332,7 @@ async def test_a_version_1_database_is_upgraded(
     )
     store = await target.open()
     try:
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == SCHEMA_VERSION
         (row,) = await store.history()
         assert (row.number, row.send_status, row.subject, row.body) == ("RR1", "sent", None, None)
         made = await store.add_notification(
