@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from trackops.core.carriers import carrier_name
 from trackops.core.channels import Attachment, Channel, ChannelError, Message
 from trackops.core.client import BatchResult, TrackClient
 from trackops.core.config import Settings
@@ -58,6 +59,7 @@ from trackops.core.wire import (
     error_message,
     validate_number,
 )
+from trackops.plugins import carriers as carrier_params
 
 __all__ = [
     "Change",
@@ -191,7 +193,6 @@ class Engine:
         self._dispatch_lock = asyncio.Lock()
         self._apply_lock = asyncio.Lock()
         self._inbox_lock = asyncio.Lock()
-        self._carrier_helpers: Any = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -282,24 +283,9 @@ class Engine:
 
     # ------------------------------------------------------------------ carrier knowledge
 
-    def _carriers(self) -> Any:
-        if self._carrier_helpers is None:
-            try:
-                from trackops.plugins import carriers as helpers
-            except ImportError:  # pragma: no cover - the built-in plugin ships with trackops
-                helpers = None
-            self._carrier_helpers = helpers or False
-        return self._carrier_helpers or None
-
     def carrier_name(self, code: int | None) -> str:
         """17TRACK's display name for a carrier code ("" for none, the number if unknown)."""
-        if not code:
-            return ""
-        try:
-            from trackops.core.carriers import carrier_name
-        except ImportError:  # pragma: no cover
-            return str(code)
-        return carrier_name(code)
+        return carrier_name(code) if code else ""
 
     # ------------------------------------------------------------------ commands
 
@@ -318,7 +304,6 @@ class Engine:
         notes: dict[str, str] = {}
         items: list[RegisterItem] = []
         wanted: dict[str, RegisterRequest] = {}
-        helpers = self._carriers()
         params = self._plugins.carrier_params if self._plugins is not None else None
         for req in requests:
             number = req.number.strip()
@@ -330,16 +315,18 @@ class Engine:
             if number in wanted:
                 notes.setdefault(number, "given more than once; registered once")
                 continue
-            if helpers is not None and req.carrier:
-                missing = helpers.missing_required(req.carrier, req.param, params)
+            if req.carrier:
+                missing = carrier_params.missing_required(req.carrier, req.param, params)
                 if missing is not None:
                     code = missing.error_code
-                    hint = helpers.explain_error(code, req.carrier, params)
+                    hint = carrier_params.explain_error(code, req.carrier, params)
                     rejected.append(_rejected(number, code, hint))
                     continue
                 if req.param:
                     try:
-                        formatted = helpers.format_extra_param(req.carrier, req.param, params)
+                        formatted = carrier_params.format_extra_param(
+                            req.carrier, req.param, params
+                        )
                     except ValueError as exc:
                         rejected.append(_rejected(number, -18010011, str(exc)))
                         continue
@@ -380,8 +367,8 @@ class Engine:
                     accepted.append(number)
                     notes[number] = "already registered at 17TRACK; now tracked here too"
                     continue
-                if helpers is not None and req is not None:
-                    hint = helpers.explain_error(rej.error.code, req.carrier, params)
+                if req is not None:
+                    hint = carrier_params.explain_error(rej.error.code, req.carrier, params)
                     if hint:
                         rej = _rejected(number, rej.error.code, hint)
                 rejected.append(rej)
