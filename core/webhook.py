@@ -127,6 +127,8 @@ SETTINGS = web.AppKey("settings", Settings)
 WRITER = web.AppKey("writer", InboxWriter)
 STATS = web.AppKey("stats", ListenerStats)
 INBOX_EVENT = web.AppKey("inbox_event", asyncio.Event)
+ALLOWED = web.AppKey("allowed", list)
+TRUSTED = web.AppKey("trusted", list)
 
 
 def _networks(values: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -254,10 +256,6 @@ async def handle_health(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ok else 503)
 
 
-ALLOWED = web.AppKey("allowed", list)
-TRUSTED = web.AppKey("trusted", list)
-
-
 def setup_routes(app: web.Application, settings: Settings) -> None:
     """Every route of the listener, in one place."""
     app.router.add_post(settings.webhook.path, handle_push)
@@ -352,8 +350,6 @@ def create_app(settings: Settings, engine: Engine, *, background: bool = True) -
         app.cleanup_ctx.append(_inbox_worker)
     else:
         app.cleanup_ctx.append(_writer_only)
-    if engine.plugins is not None and hasattr(engine.plugins, "extend_app"):
-        engine.plugins.extend_app(app, engine, settings)
     return app
 
 
