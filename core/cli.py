@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -693,20 +694,22 @@ async def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
     from trackops.core.plugins import PluginHost
 
     host = PluginHost(settings)
-    described = host.describe()
     try:
+        described = host.describe()
         if args.json:
-            _print_json([dict(d) if isinstance(d, dict) else d.__dict__ for d in described])
+            _print_json([dataclasses.asdict(info) for info in described])
             return EXIT_OK
-        for item in described:
-            d = item if isinstance(item, dict) else item.__dict__
-            hooks = ", ".join(d.get("hooks", []))
-            print(
-                f"{d['name']} {d.get('version') or ''}  ({d.get('module', '')})\n    hooks: {hooks}"
-            )
-        disabled = settings.plugins_disable
-        if disabled:
-            print(f"disabled: {', '.join(disabled)}")
+        for info in described:
+            print(f"{info.name} {info.version or ''}  ({info.module})")
+            print(f"    hooks: {', '.join(info.hooks) or 'none'}")
+            if info.provides:
+                print(f"    provides: {', '.join(info.provides)}")
+            for error in info.errors:
+                print(f"    error: {error}")
+        for warning in host.warnings:
+            print(f"warning: {warning}")
+        if settings.plugins_disable:
+            print(f"disabled: {', '.join(settings.plugins_disable)}")
         return EXIT_OK
     finally:
         await host.aclose()
@@ -726,15 +729,12 @@ async def cmd_carriers(args: argparse.Namespace, settings: Settings) -> int:
         print(f"carrier lists updated: {written}")
         return EXIT_OK
     query = " ".join(args.query)
-    found = carriers.search_carriers(query) if query else carriers.search_carriers("")
+    found = carriers.search_carriers(query)
     if args.json:
-        _print_json([c if isinstance(c, dict) else c.__dict__ for c in found])
+        _print_json([dataclasses.asdict(c) for c in found])
         return EXIT_OK
     for c in found[:50]:
-        d = c if isinstance(c, dict) else c.__dict__
-        print(
-            f"{d.get('key', d.get('code'))!s:>7}  {d.get('name', '')}  {d.get('country_iso') or ''}"
-        )
+        print(f"{c.key:>7}  {c.name}  {c.country_iso}".rstrip())
     if len(found) > 50:
         print(f"... {len(found) - 50} more; narrow the search")
     return EXIT_OK
