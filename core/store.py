@@ -1376,9 +1376,34 @@ class Store:
         """Store push bodies (with their receive times) in one transaction; their ids, in order."""
         if not bodies:
             return []
+        if self._dialect.is_sqlite:
+            return await self._inbox_add_sqlite(bodies)
         rows = [{"body": bytes(body), "received_at": _naive(at)} for body, at in bodies]
         async with self._write() as conn:
             return await self._dialect.insert_with_ids(conn, inbox, rows)
+
+    async def _inbox_add_sqlite(self, bodies: Sequence[tuple[bytes, datetime]]) -> list[int]:
+        """The listener's hot path on SQLite: one driver-level ``executemany``.
+
+        Same transaction and write lock as every other write; only SQLAlchemy's per-statement
+        work is skipped (about a third of the cost of a group commit). Times are written in
+        the text form SQLAlchemy's SQLite ``DateTime`` writes and reads.
+        """
+        async with self._write() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            cursor = await driver.execute("SELECT max(id) FROM inbox")
+            (last,) = await cursor.fetchone()
+            first = (last or 0) + 1
+            ids = list(range(first, first + len(bodies)))
+            await driver.executemany(
+                "INSERT INTO inbox (id, body, received_at) VALUES (?, ?, ?)",
+                [
+                    (row_id, bytes(body), _naive(at).strftime("%Y-%m-%d %H:%M:%S.%f"))
+                    for row_id, (body, at) in zip(ids, bodies, strict=True)
+                ],
+            )
+            return ids
 
     async def inbox_pending(self, limit: int = 100) -> list[InboxRow]:
         """Unprocessed pushes, oldest first."""
