@@ -556,8 +556,8 @@ class Engine:
         async with self._apply_lock:
             now = self.clock()
             stale_after = timedelta(days=self.settings.notifications.stale_after_days)
-            records = await self.store.get_shipments(list({n for n, _ in updates}))
-            states = {n: r.stored_state() for n, r in records.items()}
+            records = await self.store.get_states(list({n for n, _ in updates}))
+            states = {n: r.state for n, r in records.items()}
             transitions: list[Transition] = []
             store_updates: list[ShipmentUpdate] = []
             observed: list[tuple[Transition, ShipmentFacts]] = []

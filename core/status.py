@@ -74,7 +74,9 @@ class StoredState:
 class Transition:
     """The decision for one update of one shipment (see the theory of operation above).
 
-    ``event_time`` is the time the stale check used (``z0``, else last tracked, else ``None``).
+    ``event_time`` is the time the stale check used (``z0``, else last tracked, else ``None``);
+    ``latest_event_time`` is ``z0``'s own time (``None`` when missing or unparseable), kept so
+    that ``next_state`` need not parse it again.
     """
 
     number: str
@@ -86,6 +88,7 @@ class Transition:
     duplicate: bool
     out_of_order: bool
     event_time: datetime | None
+    latest_event_time: datetime | None = None
 
     @property
     def applies(self) -> bool:
@@ -158,6 +161,7 @@ def decide(
         duplicate=duplicate,
         out_of_order=out_of_order,
         event_time=event_time,
+        latest_event_time=new_latest_time,
     )
 
 
@@ -172,8 +176,9 @@ def next_state(stored: StoredState | None, transition: Transition, info: TrackIn
         if stored is None:  # pragma: no cover - decide() never rejects a first sync
             raise ValueError("a first sync always applies")
         return stored
-    latest = info.latest_event
-    latest_time = latest.time if latest is not None else None
+    latest_time = transition.latest_event_time
+    if latest_time is None and info.latest_event is not None:
+        latest_time = info.latest_event.time  # a Transition built without it
     if latest_time is None and stored is not None:
         latest_time = stored.latest_event_time
     return StoredState(

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import functools
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -67,6 +68,7 @@ __all__ = [
     "NewShipment",
     "NotificationRecord",
     "ShipmentRecord",
+    "ShipmentState",
     "ShipmentUpdate",
     "Store",
     "StoreError",
@@ -102,8 +104,11 @@ def _naive(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
+_STATUS_BY_CODE: Final = {int(status): status for status in PackageStatus}
+
+
 def _status(value: int | None) -> PackageStatus | None:
-    return None if value is None else PackageStatus(value)
+    return None if value is None else _STATUS_BY_CODE.get(value) or PackageStatus(value)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -438,6 +443,18 @@ class ShipmentRecord:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ShipmentState:
+    """A stored shipment as deciding an update needs it (``Store.get_states``)."""
+
+    number: str
+    carrier: int | None
+    tag: str | None
+    order_number: str | None
+    email: str | None
+    state: StoredState
+
+
 @dataclass(frozen=True)
 class NotificationRecord:
     """One row of the notification history (and outbox while ``send_status`` is pending)."""
@@ -632,10 +649,35 @@ def _check_send_status(send_status: str) -> None:
 # --------------------------------------------------------------------------- dialects
 
 
+@functools.lru_cache(maxsize=4096)  # a batch repeats its few times (now, next attempt) a lot
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    """A datetime in the text form SQLAlchemy's SQLite ``DateTime`` writes and reads."""
+    return None if value is None else _naive(value).strftime("%Y-%m-%d %H:%M:%S.%f")  # type: ignore[union-attr]
+
+
+def _sqlite_bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
 @functools.cache
-def _id_statements(table: sa.Table) -> tuple[sa.Select[Any], sa.Insert]:
-    """``SELECT max(id)`` and the plain insert of ``table``, built once (hot path: the inbox)."""
-    return sa.select(sa.func.max(table.c.id)), table.insert()
+def _sqlite_insert(
+    table: sa.Table,
+) -> tuple[tuple[str, ...], str, tuple[Callable[[Any], Any] | None, ...]]:
+    """Column names, the ``INSERT`` text and a value converter per column (None: as is)."""
+    columns = tuple(c.name for c in table.columns)
+    converters: list[Callable[[Any], Any] | None] = []
+    for column in table.columns:
+        if isinstance(column.type, sa.DateTime):
+            converters.append(_sqlite_datetime)
+        elif isinstance(column.type, sa.Boolean):
+            converters.append(_sqlite_bool)
+        elif isinstance(column.type, sa.LargeBinary):
+            converters.append(lambda v: None if v is None else bytes(v))
+        else:
+            converters.append(None)
+    quoted = ", ".join(f'"{name}"' for name in columns)
+    marks = ", ".join("?" for _ in columns)
+    return columns, f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})", tuple(converters)
 
 
 class _Dialect:
@@ -699,11 +741,23 @@ class _Dialect:
             sync = conn.sync_connection
             if sync is None or not sync.get_execution_options().get("trackops_write"):
                 raise RuntimeError("insert_with_ids needs a write transaction (Store._write)")
-            max_id, insert = _id_statements(table)
-            last = await conn.scalar(max_id)
-            ids = list(range((last or 0) + 1, (last or 0) + 1 + len(rows)))
-            await conn.execute(
-                insert, [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)]
+            # Driver-level executemany in the same transaction: SQLAlchemy's per-row bind
+            # processing was most of the cost of the hot inserts (inbox, notifications).
+            driver = (await conn.get_raw_connection()).driver_connection
+            cursor = await driver.execute(f"SELECT max(id) FROM {table.name}")
+            (last,) = await cursor.fetchone()
+            first = (last or 0) + 1
+            ids = list(range(first, first + len(rows)))
+            columns, sql, converters = _sqlite_insert(table)
+            await driver.executemany(
+                sql,
+                [
+                    tuple(
+                        convert(row.get(name)) if convert else row.get(name)
+                        for name, convert in zip(columns, converters, strict=True)
+                    )
+                    for row in ({**r, "id": i} for r, i in zip(rows, ids, strict=True))
+                ],
             )
             return ids
         result = await conn.execute(
@@ -847,7 +901,8 @@ class Store:
         try:
             async with lock, self._writer.begin() as conn:
                 yield conn
-        except (sa.exc.SQLAlchemyError, OSError) as exc:  # OSError: the server went away
+        # sqlite3.Error: the driver-level hot inserts; OSError: the server went away
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
             raise StoreError(f"store {self.url}: {_describe(exc)}") from exc
 
     async def _migrate(self) -> None:
@@ -936,6 +991,36 @@ class Store:
                 for row in result:
                     record = _shipment(row)
                     found[record.number] = record
+        return found
+
+    async def get_states(self, numbers: Sequence[str]) -> dict[str, ShipmentState]:
+        """What deciding an update needs of each stored shipment among ``numbers``.
+
+        The engine's hot path: a narrow select, without the stored tracking JSON.
+        """
+        unique = list(dict.fromkeys(numbers))
+        c = shipments.c
+        columns = (c.number, c.carrier, c.tag, c.order_number, c.email, c.package_status,
+                   c.synced, c.latest_event_time, c.hash)  # fmt: skip
+        found: dict[str, ShipmentState] = {}
+        async with self._read() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                result = await conn.execute(sa.select(*columns).where(c.number.in_(chunk)))
+                for number, carrier, tag, order, email, status, synced, when, hash_ in result:
+                    found[number] = ShipmentState(
+                        number=number,
+                        carrier=carrier,
+                        tag=tag,
+                        order_number=order,
+                        email=email,
+                        state=StoredState(
+                            package_status=_STATUS_BY_CODE[status],
+                            latest_event_time=when,
+                            hash=hash_,
+                            synced=bool(synced),
+                        ),
+                    )
         return found
 
     async def list_shipments(
@@ -1376,34 +1461,9 @@ class Store:
         """Store push bodies (with their receive times) in one transaction; their ids, in order."""
         if not bodies:
             return []
-        if self._dialect.is_sqlite:
-            return await self._inbox_add_sqlite(bodies)
         rows = [{"body": bytes(body), "received_at": _naive(at)} for body, at in bodies]
         async with self._write() as conn:
             return await self._dialect.insert_with_ids(conn, inbox, rows)
-
-    async def _inbox_add_sqlite(self, bodies: Sequence[tuple[bytes, datetime]]) -> list[int]:
-        """The listener's hot path on SQLite: one driver-level ``executemany``.
-
-        Same transaction and write lock as every other write; only SQLAlchemy's per-statement
-        work is skipped (about a third of the cost of a group commit). Times are written in
-        the text form SQLAlchemy's SQLite ``DateTime`` writes and reads.
-        """
-        async with self._write() as conn:
-            raw = await conn.get_raw_connection()
-            driver = raw.driver_connection
-            cursor = await driver.execute("SELECT max(id) FROM inbox")
-            (last,) = await cursor.fetchone()
-            first = (last or 0) + 1
-            ids = list(range(first, first + len(bodies)))
-            await driver.executemany(
-                "INSERT INTO inbox (id, body, received_at) VALUES (?, ?, ?)",
-                [
-                    (row_id, bytes(body), _naive(at).strftime("%Y-%m-%d %H:%M:%S.%f"))
-                    for row_id, (body, at) in zip(ids, bodies, strict=True)
-                ],
-            )
-            return ids
 
     async def inbox_pending(self, limit: int = 100) -> list[InboxRow]:
         """Unprocessed pushes, oldest first."""

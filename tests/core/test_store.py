@@ -422,6 +422,25 @@ async def test_get_shipments_many_and_unknown(store: Store) -> None:
     assert await store.get_shipments([]) == {}
 
 
+async def test_get_states_match_the_full_records(store: Store) -> None:
+    numbers = [f"NB{i:08d}" for i in range(600)]
+    await store.add_shipments(
+        [
+            NewShipment(n, carrier=3011, tag="t", order_number="o", email="e@x.example")
+            for n in numbers
+        ]
+    )
+    states = await store.get_states([*numbers, "UNKNOWN123"])
+    records = await store.get_shipments(numbers)
+    assert set(states) == set(numbers)
+    for number, state in states.items():
+        record = records[number]
+        assert state.state == record.stored_state()
+        assert (state.carrier, state.tag, state.order_number, state.email) == (
+            record.carrier, record.tag, record.order_number, record.email,
+        )  # fmt: skip
+
+
 async def _three_shipments(store: Store) -> None:
     await store.add_shipments(
         [
