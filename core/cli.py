@@ -838,25 +838,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _describe_failure(exc: BaseException) -> str | None:
-    from trackops.core import client as client_mod
+    """The one line for a failure a user can act on; None for a bug of ours."""
+    from trackops.core.client import ApiAuthError, ApiUnavailable
+    from trackops.core.plugins import PluginError
+    from trackops.core.store import StoreError
 
-    if isinstance(exc, CommandFailed):
-        return str(exc)
     if isinstance(exc, TrackApiError):
         return f"17TRACK: {exc.message} (code {exc.code})"
-    if isinstance(exc, client_mod.ApiAuthError | client_mod.ApiUnavailable | WireError):
-        return str(exc)
-    try:
-        from trackops.core.store import StoreError
-    except ImportError:  # pragma: no cover
-        StoreError = ()  # type: ignore[assignment]
-    if isinstance(exc, StoreError):
-        return str(exc)
-    try:
-        from trackops.core.plugins import PluginError
-    except ImportError:  # pragma: no cover
-        PluginError = ()  # type: ignore[assignment,misc]
-    if isinstance(exc, PluginError):  # a broken third-party plugin: the message names it
+    # PluginError: a broken third-party plugin, and its message names it.
+    known = (CommandFailed, ApiAuthError, ApiUnavailable, WireError, StoreError, PluginError)
+    if isinstance(exc, known):
         return str(exc)
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")

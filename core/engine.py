@@ -28,6 +28,7 @@ from trackops.core.carriers import carrier_name
 from trackops.core.channels import Attachment, Channel, ChannelError, Message
 from trackops.core.client import BatchResult, TrackClient
 from trackops.core.config import Settings
+from trackops.core.plugins import PluginHost
 from trackops.core.reports import REPORT_KINDS, ReportKind, build_report, export_csv, period_of
 from trackops.core.rules import Rules, ShipmentFacts
 from trackops.core.status import Transition, decide, next_state
@@ -171,7 +172,7 @@ class Engine:
         store: Store | None = None,
         client: TrackClient | None = None,
         channels: Iterable[Channel] | Mapping[str, Channel] | None = None,
-        plugins: Any | None = None,
+        plugins: PluginHost | None = None,
         load_plugins: bool = True,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -206,8 +207,6 @@ class Engine:
     async def open(self) -> None:
         """Open the store, build the client, load plugins and compile the rules."""
         if self._plugins is None and self._load_plugins:
-            from trackops.core.plugins import PluginHost
-
             self._plugins = PluginHost(self.settings)
         plugin_channels: dict[str, Channel] = dict(self._plugins.channels) if self._plugins else {}
         predicates = dict(self._plugins.predicates) if self._plugins else {}
@@ -226,7 +225,7 @@ class Engine:
         if self._client is not None and self._owns_client:
             await self._client.__aexit__(None, None, None)
             self._client = None
-        if self._plugins is not None and hasattr(self._plugins, "aclose"):
+        if self._plugins is not None:
             await self._plugins.aclose()
         for channel in self._extra_channels.values():
             with contextlib.suppress(Exception):
@@ -251,7 +250,7 @@ class Engine:
         return self._client
 
     @property
-    def plugins(self) -> Any:
+    def plugins(self) -> PluginHost | None:
         """The plugin host (None when plugins are not loaded)."""
         return self._plugins
 
@@ -496,14 +495,6 @@ class Engine:
             accepted=[a.number for a in result.accepted], rejected=list(result.rejected)
         )
 
-    async def update_details(self, number: str, **values: Any) -> None:
-        """Change what only trackops keeps (order number, buyer email or name)."""
-        allowed = {"order_number", "email", "buyer_name"}
-        unknown = set(values) - allowed
-        if unknown:
-            raise ValueError(f"cannot change {', '.join(sorted(unknown))}")
-        await self.store.update_shipment(number, **values)
-
     # ------------------------------------------------------------------ tracking data in
 
     async def sync(
@@ -618,20 +609,6 @@ class Engine:
         local = now.replace(tzinfo=UTC).astimezone(zone)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         return midnight.astimezone(UTC).replace(tzinfo=None)
-
-    async def apply_push(self, body: bytes) -> Transition | None:
-        """Decode and apply one webhook push body (already verified). Unknown events: None."""
-        envelope = decode_push(body)
-        data = decode_push_data(envelope.event, bytes(envelope.data))
-        if isinstance(data, TrackingUpdated):
-            transitions, _ = await self.apply_track_infos(
-                [(data.number, data.track)],
-                extras={data.number: {"tag": data.tag, "pushed_at": self.clock()}},
-            )
-            return transitions[0]
-        if isinstance(data, TrackingStopped):
-            await self._mark_stopped([data])
-        return None
 
     async def _mark_stopped(self, stopped: Sequence[TrackingStopped]) -> None:
         now = self.clock()

@@ -108,7 +108,10 @@ _STATUS_BY_CODE: Final = {int(status): status for status in PackageStatus}
 
 
 def _status(value: int | None) -> PackageStatus | None:
-    return None if value is None else _STATUS_BY_CODE.get(value) or PackageStatus(value)
+    if value is None:
+        return None
+    status = _STATUS_BY_CODE.get(value)
+    return status if status is not None else PackageStatus(value)
 
 
 def _iso(value: datetime | None) -> str | None:
