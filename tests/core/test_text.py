@@ -7,7 +7,6 @@ import io
 import pytest
 from rich.console import Console
 from rich.text import Text
-
 from trackops.core.text import has_unsafe, safe_markup, safe_text
 
 
