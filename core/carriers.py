@@ -37,6 +37,7 @@ __all__ = [
     "COUNTRIES_FILE",
     "Carrier",
     "CarrierListError",
+    "CarrierNameError",
     "CarrierParam",
     "Country",
     "ParamKind",
@@ -48,6 +49,7 @@ __all__ = [
     "country_iso",
     "country_name",
     "get_carrier",
+    "resolve_carrier",
     "search_carriers",
     "update_carrier_lists",
     "user_data_dir",
@@ -132,6 +134,36 @@ class Country:
 
 class CarrierListError(ValueError):
     """A downloaded carrier or country list does not have the expected shape."""
+
+
+class CarrierNameError(ValueError):
+    """A carrier given by name matched no carrier, or several (``resolve_carrier``).
+
+    ``text`` is what was given; ``candidates`` the carriers it could mean (empty when nothing
+    matched), best first. ``str()`` is the one line a person reads, naming up to
+    ``SHOWN_CANDIDATES`` of them with their codes.
+    """
+
+    SHOWN_CANDIDATES: Final = 8
+
+    def __init__(self, text: str, candidates: Iterable[Carrier] = ()) -> None:
+        self.text = text
+        self.candidates: tuple[Carrier, ...] = tuple(candidates)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        if not self.candidates:
+            return (
+                f"no carrier matches {self.text!r}; give 17TRACK's numeric carrier code, or see"
+                " `trackops carriers NAME`"
+            )
+        shown = ", ".join(f"{c.name} ({c.key})" for c in self.candidates[: self.SHOWN_CANDIDATES])
+        more = len(self.candidates) - self.SHOWN_CANDIDATES
+        rest = f" and {more} more" if more > 0 else ""
+        return (
+            f"carrier {self.text!r} is ambiguous: it could be {shown}{rest};"
+            " give the full name or the code"
+        )
 
 
 @dataclass(frozen=True)
@@ -435,6 +467,41 @@ def search_carriers(text: str) -> list[Carrier]:
         ranked.append((rank, name, carrier))
     ranked.sort(key=lambda item: (item[0], item[1]))
     return [carrier for _, _, carrier in ranked]
+
+
+def resolve_carrier(text: str | int) -> int:
+    """17TRACK's carrier code for a code or a carrier name (DESIGN.md "Carriers").
+
+    ``"3011"`` or ``3011`` -> 3011 (a code is taken as given, even one the list does not know
+    yet); a name resolves to the carrier whose name equals it (case- and accent-insensitive),
+    else to the one carrier whose name contains it: ``"ups"`` -> 100002 (UPS), ``"DHL Paket"``
+    -> 7041. Raises ``CarrierNameError`` carrying the candidates when no carrier or several
+    match.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text <= 0:
+            raise CarrierNameError(str(text))
+        return text
+    value = str(text).strip()
+    if value.isdigit():
+        if int(value) > 0:
+            return int(value)
+        raise CarrierNameError(value)
+    query = _fold(value)
+    if not query:
+        raise CarrierNameError(value)
+    carriers = _tables().carriers.values()
+    exact = [c for c in carriers if _fold(c.name) == query]
+    if len(exact) == 1:
+        return exact[0].key
+    if exact:
+        raise CarrierNameError(value, exact)
+    containing = [c for c in carriers if query in _fold(c.name)]
+    if len(containing) == 1:
+        return containing[0].key
+    # Best first (name starting with the text before a mere substring), as `carriers` shows.
+    ranked = [c for c in search_carriers(value) if query in _fold(c.name)]
+    raise CarrierNameError(value, ranked)
 
 
 # --------------------------------------------------------------------------- refreshing

@@ -50,12 +50,12 @@ def _status_arg(text: str) -> PackageStatus:
 
 
 def _carrier_arg(text: str) -> int:
-    if not text.strip().isdigit():
-        raise argparse.ArgumentTypeError(
-            f"carrier must be 17TRACK's numeric carrier code (e.g. 3011), not {text!r};"
-            " `trackops carriers NAME` finds it"
-        )
-    return int(text)
+    from trackops.core.carriers import CarrierNameError, resolve_carrier
+
+    try:
+        return resolve_carrier(text)
+    except CarrierNameError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -267,7 +267,10 @@ def read_register_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows to register from ``path`` and one message per bad row (with its line number).
 
     A file whose first line names known columns is a CSV; otherwise one number per line.
+    A carrier cell is a code or a name (``resolve_carrier``).
     """
+    from trackops.core.carriers import CarrierNameError, resolve_carrier
+
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -301,12 +304,11 @@ def read_register_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
                 problems.append(f"{path}: line {line_no}: no tracking number")
                 continue
             carrier = row.get("carrier") or ""
-            if carrier and not carrier.isdigit():
-                problems.append(
-                    f"{path}: line {line_no}: carrier {carrier!r} is not a numeric carrier code"
-                )
+            try:
+                row["carrier"] = resolve_carrier(carrier) if carrier else None
+            except CarrierNameError as exc:
+                problems.append(f"{path}: line {line_no}: {exc}")
                 continue
-            row["carrier"] = int(carrier) if carrier else None
             row["line"] = line_no
             rows.append(row)
     else:
@@ -730,14 +732,51 @@ async def cmd_carriers(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     query = " ".join(args.query)
     found = carriers.search_carriers(query)
+    if query.strip() and not found:
+        raise CommandFailed(
+            f"no carrier matches {query!r}; try a shorter part of its name, or its numeric code"
+        )
+    params = await _carrier_params(settings)
     if args.json:
-        _print_json([dataclasses.asdict(c) for c in found])
+        _print_json(
+            [
+                {**dataclasses.asdict(c), "params": [_param_json(p) for p in params.get(c.key, ())]}
+                for c in found
+            ]
+        )
         return EXIT_OK
     for c in found[:50]:
         print(f"{c.key:>7}  {c.name}  {c.country_iso}".rstrip())
+        for p in params.get(c.key, ()):
+            need = "needs" if p.required else "accepts"
+            sample = f", e.g. {p.sample!r}" if p.sample else ""
+            print(f"         {need} {p.label} as --param{sample}")
     if len(found) > 50:
         print(f"... {len(found) - 50} more; narrow the search")
     return EXIT_OK
+
+
+async def _carrier_params(settings: Settings) -> dict[int, list[Any]]:
+    """Carrier code -> its extra-parameter rows, from the loaded plugins."""
+    from trackops.core.plugins import PluginHost
+
+    host = PluginHost(settings)
+    try:
+        out: dict[int, list[Any]] = {}
+        for param in host.carrier_params:
+            out.setdefault(param.carrier, []).append(param)
+        return out
+    finally:
+        await host.aclose()
+
+
+def _param_json(param: Any) -> dict[str, Any]:
+    return {
+        "kind": param.kind,
+        "label": param.label,
+        "required": param.required,
+        "sample": param.sample,
+    }
 
 
 async def cmd_init(args: argparse.Namespace, settings: Settings | None) -> int:

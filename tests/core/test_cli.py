@@ -454,13 +454,13 @@ def test_register_csv_registers_good_rows_and_reports_each_bad_one_by_line(
         "RC000000002CN,,,,ORD-2,ben@example.com,Ben",
         "",
         ",3011,,,ORD-3,,",  # no number
-        "RC000000004CN,dhl,,,ORD-4,,",  # carrier is not a code
+        "RC000000004CN,no such carrier,,,ORD-4,,",  # carrier is neither a code nor a name
         "RC000000005CN,3011,,,ORD-5,,,surplus",  # more values than columns
         "bad!,,,,ORD-6,,",  # not a tracking number
         "GLS1234567890,100005,,,ORD-7,,",  # GLS needs the postal code
         '"RC000000009CN",,,"tag, with comma",ORD-9,,"Doe, Jane"',
     ]
-    bad = {5: "no tracking number", 6: "'dhl'", 7: "more values", 8: "bad!", 9: "GLS"}
+    bad = {5: "no tracking number", 6: "'no such carrier'", 7: "more values", 8: "bad!", 9: "GLS"}
     csv_file = tmp_path / "orders.csv"
     csv_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -724,8 +724,9 @@ def _bad_input(case: str, tmp_path: Path, base_url: str) -> tuple[list[str], Pat
             return ["register", "ab!"], good, "The format of 'ab!' is invalid"
         case "bad --status name":
             return ["list", "--status", "lost"], good, "unknown package status 'lost'"
-        case "non-numeric --carrier":
-            return ["register", "--carrier", "dhl", "RG000000001CN"], good, "numeric carrier code"
+        case "unknown --carrier name":
+            argv = ["register", "--carrier", "no such carrier", "RG000000001CN"]
+            return argv, good, "no carrier matches 'no such carrier'"
         case "unknown CSV column":
             path = tmp_path / "orders.csv"
             path.write_text("number,colour\nRG000000002CN,red\n", encoding="utf-8")
@@ -762,7 +763,7 @@ BAD_INPUT = [
     "wrong type of a secret",
     "bad tracking number",
     "bad --status name",
-    "non-numeric --carrier",
+    "unknown --carrier name",
     "unknown CSV column",
     "wrong API key",
     "network down",
