@@ -24,13 +24,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from trackops.core import queries
 from trackops.core.carriers import carrier_name
 from trackops.core.channels import Attachment, Channel, ChannelError, Message
 from trackops.core.client import BatchResult, TrackClient
 from trackops.core.config import Settings
 from trackops.core.plugins import PluginHost
-from trackops.core.reports import REPORT_KINDS, ReportKind, build_report, export_csv, period_of
-from trackops.core.rules import Rules, ShipmentFacts
+from trackops.core.reports import (
+    REPORT_KINDS,
+    CsvExport,
+    Report,
+    ReportKind,
+    build_report,
+    period_of,
+)
+from trackops.core.rules import NotificationIntent, Rules, ShipmentFacts
 from trackops.core.status import Transition, decide, next_state
 from trackops.core.store import (
     NewNotification,
@@ -39,6 +47,7 @@ from trackops.core.store import (
     ShipmentRecord,
     ShipmentUpdate,
     Store,
+    Subscription,
 )
 from trackops.core.wire import (
     EVENT_TRACKING_UPDATED,
@@ -194,6 +203,8 @@ class Engine:
         self._dispatch_lock = asyncio.Lock()
         self._apply_lock = asyncio.Lock()
         self._inbox_lock = asyncio.Lock()
+        self.last_sync_at: datetime | None = None
+        """When this process last asked 17TRACK for tracking info (None: not yet)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -504,13 +515,23 @@ class Engine:
     ) -> SyncOutcome:
         """Ask 17TRACK for the latest tracking info of every tracked shipment and apply it."""
         if numbers is None:
-            records = await self.store.list_shipments(active=True)
+            pairs: list[tuple[str, int | None]] = []
+            async with self.store.read() as conn:
+                while True:
+                    batch = await queries.active_numbers(
+                        conn, after=pairs[-1][0] if pairs else None, limit=5000
+                    )
+                    if not batch:
+                        break
+                    pairs += batch
         else:
-            records = list((await self.store.get_shipments(list(numbers))).values())
-        if not records:
+            found = await self.store.get_shipments(list(numbers))
+            pairs = [(r.number, r.carrier) for r in found.values()]
+        self.last_sync_at = self.clock()
+        if not pairs:
             return SyncOutcome(0, 0, 0, [], [], 0)
         client = await self.client()
-        items = [NumberItem(number=r.number, carrier=r.carrier or None) for r in records]
+        items = [NumberItem(number=n, carrier=c or None) for n, c in pairs]
         result = await client.get_track_info(items, progress=progress)
         updates = [(acc.number, acc.track) for acc in result.accepted if acc.track is not None]
         transitions, notes = await self.apply_track_infos(updates)
@@ -550,6 +571,7 @@ class Engine:
             records = await self.store.get_states(list({n for n, _ in updates}))
             states = {n: r.state for n, r in records.items()}
             transitions: list[Transition] = []
+            subscriptions: list[Subscription] | None = None
             store_updates: list[ShipmentUpdate] = []
             observed: list[tuple[Transition, ShipmentFacts]] = []
             for number, info in updates:
@@ -573,6 +595,9 @@ class Engine:
                     destination_country=info.destination_country,
                 )
                 intents = self.rules.intents(transition, facts)
+                if transition.notifies and subscriptions is None:
+                    subscriptions = await self.store.subscriptions()
+                intents += self._subscription_intents(transition, subscriptions or ())
                 observed.append((transition, facts))
                 store_updates.append(
                     ShipmentUpdate(
@@ -602,6 +627,31 @@ class Engine:
         if any(row.send_status == "pending" for row in created):
             self._wake.set()
         return transitions, created
+
+    def _subscription_intents(
+        self, transition: Transition, subscriptions: Sequence[Subscription]
+    ) -> list[NotificationIntent]:
+        """Seller alerts for the places subscribed to this status (``/track subscribe``).
+
+        They are seller notifications like the default ones: the seller switch turns them
+        off, the daily limit counts them, and the history names the default ``seller``
+        condition.
+        """
+        if not transition.notifies or not self.settings.notifications.seller.enabled:
+            return []
+        return [
+            NotificationIntent(
+                audience="seller",
+                channel=sub.channel,
+                recipient=sub.target,
+                condition="seller",
+                condition_kind="default",
+                from_status=transition.old_status,
+                to_status=transition.new_status,
+            )
+            for sub in subscriptions
+            if transition.new_status in sub.statuses
+        ]
 
     def seller_day_start(self, now: datetime) -> datetime:
         """Midnight of ``now``'s day in the configured time zone, as naive UTC."""
@@ -696,11 +746,10 @@ class Engine:
             if any(r.audience == "report" for r in rows):
                 # Reports carry the shipment list as of sending, so a retried or resent
                 # report is never stale.
-                everything = await self.store.list_shipments()
                 attachments = (
                     Attachment(
                         filename=f"trackops-shipments-{now:%Y-%m-%d}.csv",
-                        content=export_csv(everything, self.carrier_name),
+                        content=await self.export_csv(),
                         mime_type="text/csv",
                     ),
                 )
@@ -845,10 +894,7 @@ class Engine:
                 f"known channels: {', '.join(sorted(self.channels)) or 'none'}"
             )
         now = self.clock()
-        start, _ = period_of(kind, now)
-        shipments = await self.store.list_shipments()
-        history = [n for n in await self.store.history() if n.created_at >= start]
-        report = build_report(kind, shipments, history, now=now, carrier_name=self.carrier_name)
+        report = await self.build_report(kind, now)
         rows = []
         for channel in reports.channels:
             for recipient in reports.recipients:
@@ -868,6 +914,21 @@ class Engine:
                 self._publish(Change("notification", "", None, row.id, row.send_status))
         await self.dispatch_pending()
         return [await self.store.get_notification(r.id) or r for r in rows]
+
+    async def build_report(self, kind: ReportKind, now: datetime) -> Report:
+        """The ``kind`` report as of ``now``, from figures counted in SQL."""
+        start, end = period_of(kind, now)
+        async with self.store.read() as conn:
+            figures = await queries.report_figures(conn, start=start, end=end)
+        return build_report(kind, figures, now=now)
+
+    async def export_csv(self) -> bytes:
+        """Every shipment as CSV, read from the store a batch at a time."""
+        export = CsvExport(self.carrier_name)
+        async with self.store.read() as conn:
+            async for batch in queries.iter_shipments(conn):
+                export.add(batch)
+        return export.content()
 
     async def resend(self, notification_id: int) -> NotificationRecord:
         """Send a failed notification again as a new history row (17TRACK cannot; we can)."""

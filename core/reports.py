@@ -1,25 +1,33 @@
 """Operational reports: the weekly report, the monthly report and the full shipment export.
 
-Pure: given shipments and notification history (and ``now``), build the subject, a plain-text
-body and a CSV attachment. The engine stores one history row per recipient and channel
-(audience ``report``) and the channels deliver them like any other notification.
+Pure: given the figures the store counted in SQL (``queries.ReportFigures``) and ``now``, build
+the subject and a plain-text body; ``export_csv`` turns shipment rows into the CSV attachment,
+a batch at a time, so a report over 100,000 shipments never holds them all as objects. The
+engine stores one history row per recipient and channel (audience ``report``) and the channels
+deliver them like any other notification.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from trackops.core.channels import Attachment
-from trackops.core.store import NotificationRecord, ShipmentRecord
+from trackops.core.queries import ReportFigures, SlimShipment
 from trackops.core.wire import PackageStatus
 
-__all__ = ["EXPORT_COLUMNS", "REPORT_KINDS", "Report", "ReportKind", "build_report", "export_csv"]
+__all__ = [
+    "EXPORT_COLUMNS",
+    "REPORT_KINDS",
+    "CsvExport",
+    "Report",
+    "ReportKind",
+    "build_report",
+    "export_csv",
+]
 
 ReportKind = Literal["weekly", "monthly", "export"]
 REPORT_KINDS: tuple[ReportKind, ...] = ("weekly", "monthly", "export")
@@ -30,8 +38,6 @@ EXPORT_COLUMNS = (
     "order", "email", "tag", "registered_at", "updated_at",
 )  # fmt: skip
 
-_NEEDS_ATTENTION = (PackageStatus.ALERT, PackageStatus.UNDELIVERED, PackageStatus.EXPIRED)
-
 
 @dataclass(frozen=True)
 class Report:
@@ -40,7 +46,6 @@ class Report:
     kind: ReportKind
     subject: str
     body: str
-    attachment: Attachment
 
 
 def period_of(kind: ReportKind, now: datetime) -> tuple[datetime, datetime]:
@@ -52,80 +57,96 @@ def period_of(kind: ReportKind, now: datetime) -> tuple[datetime, datetime]:
     return datetime.min, now
 
 
+class CsvExport:
+    """The shipment export as CSV, written a batch of rows at a time (UTF-8 with a BOM so
+    that spreadsheet programs read accents right)."""
+
+    def __init__(self, carrier_name: Callable[[int | None], str]) -> None:
+        self._carrier_name = carrier_name
+        self._out = io.StringIO()
+        self._out.write("\ufeff")
+        self._writer = csv.writer(self._out)
+        self._writer.writerow(EXPORT_COLUMNS)
+        self.rows = 0
+
+    def add(self, shipments: Iterable[SlimShipment]) -> None:
+        """Append rows."""
+        name = self._carrier_name
+        for s in shipments:
+            status = _slug(s.status_code)
+            self._writer.writerow(
+                [
+                    s.number, s.carrier or "", name(s.carrier), status, s.status_code,
+                    "active" if s.active else "stopped", s.latest_event_raw or "",
+                    s.latest_event_location or "", s.latest_event_description or "",
+                    s.order_number or "", s.email or "", s.tag or "",
+                    s.registered_at.isoformat(), s.updated_at.isoformat(),
+                ]
+            )  # fmt: skip
+            self.rows += 1
+
+    def content(self) -> bytes:
+        """The CSV so far, encoded."""
+        return self._out.getvalue().encode("utf-8")
+
+
+def _slug(code: int) -> str:
+    try:
+        return PackageStatus(code).slug
+    except ValueError:
+        return f"unknown_{code}"
+
+
 def export_csv(
-    shipments: Sequence[ShipmentRecord], carrier_name: Callable[[int | None], str]
+    shipments: Iterable[SlimShipment], carrier_name: Callable[[int | None], str]
 ) -> bytes:
-    """Every shipment as CSV (UTF-8 with BOM so spreadsheet programs read accents right)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
-    for s in shipments:
-        writer.writerow(
-            [
-                s.number, s.carrier or "", carrier_name(s.carrier), s.status.slug, int(s.status),
-                s.tracking, s.latest_event_raw or "", s.latest_event_location or "",
-                s.latest_event_description or "", s.order_number or "", s.email or "",
-                s.tag or "", s.registered_at.isoformat(), s.updated_at.isoformat(),
-            ]
-        )  # fmt: skip
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    """Every shipment of ``shipments`` as CSV."""
+    export = CsvExport(carrier_name)
+    export.add(shipments)
+    return export.content()
 
 
-def build_report(
-    kind: ReportKind,
-    shipments: Sequence[ShipmentRecord],
-    notifications: Sequence[NotificationRecord],
-    *,
-    now: datetime,
-    carrier_name: Callable[[int | None], str],
-) -> Report:
-    """Build the ``kind`` report over ``shipments`` and the period's ``notifications``."""
+def build_report(kind: ReportKind, figures: ReportFigures, *, now: datetime) -> Report:
+    """Build the ``kind`` report from the period's ``figures``."""
     start, end = period_of(kind, now)
     day = now.strftime("%Y-%m-%d")
-    counts = Counter(s.status for s in shipments)
     lines: list[str] = []
     if kind == "export":
-        subject = f"trackops: full shipment export ({len(shipments)} shipments, {day})"
-        lines.append(f"All {len(shipments)} shipments are in the attached CSV.")
+        subject = f"trackops: full shipment export ({figures.total} shipments, {day})"
+        lines.append(f"All {figures.total} shipments are in the attached CSV.")
     else:
         title = "Weekly" if kind == "weekly" else "Monthly"
         subject = f"trackops: {title.lower()} report {start:%Y-%m-%d} to {end:%Y-%m-%d}"
-        registered = sum(1 for s in shipments if start <= s.registered_at <= end)
-        delivered = [
-            s for s in shipments
-            if s.status is PackageStatus.DELIVERED and s.updated_at and start <= s.updated_at <= end
-        ]  # fmt: skip
-        in_period = [n for n in notifications if start <= n.created_at <= end]
-        sends = Counter(n.send_status for n in in_period)
+        sends = figures.sends
         lines += [
             f"{title} report, {start:%Y-%m-%d} to {end:%Y-%m-%d}",
             "",
-            f"Shipments registered in the period: {registered}",
-            f"Delivered in the period: {len(delivered)}",
-            f"Tracked now: {sum(1 for s in shipments if s.active)} of {len(shipments)}",
+            f"Shipments registered in the period: {figures.registered}",
+            f"Delivered in the period: {figures.delivered}",
+            f"Tracked now: {figures.tracked} of {figures.total}",
             "",
             "Shipments by status:",
         ]
-        lines += [f"  {status.display:12} {counts.get(status, 0)}" for status in PackageStatus]
+        lines += [
+            f"  {status.display:12} {figures.by_status.get(int(status), 0)}"
+            for status in PackageStatus
+        ]
+        unknown = sorted(c for c in figures.by_status if c not in set(map(int, PackageStatus)))
+        lines += [f"  {'code ' + str(c):12} {figures.by_status[c]}" for c in unknown]
         lines += [
             "",
             f"Notifications: {sends.get('sent', 0)} sent, {sends.get('failed', 0)} failed, "
             f"{sends.get('suppressed', 0)} held back by the daily limit, "
             f"{sends.get('pending', 0)} pending",
         ]
-        attention = [s for s in shipments if s.status in _NEEDS_ATTENTION and s.active]
-        if attention:
-            lines += ["", f"Needing attention ({len(attention)}):"]
+        if figures.attention_total:
+            lines += ["", f"Needing attention ({figures.attention_total}):"]
             lines += [
-                f"  {s.number}  {s.status.display}  order {s.order_number or '-'}  "
-                f"{s.latest_event_description or ''}".rstrip()
-                for s in attention[:50]
+                f"  {s.number}  {PackageStatus(s.status_code).display}  "
+                f"order {s.order_number or '-'}  {s.latest_event_description or ''}".rstrip()
+                for s in figures.attention
             ]
-            if len(attention) > 50:
-                lines.append(f"  ... and {len(attention) - 50} more in the attached CSV")
-    attachment = Attachment(
-        filename=f"trackops-{kind}-{day}.csv",
-        content=export_csv(shipments, carrier_name),
-        mime_type="text/csv",
-    )
-    return Report(kind=kind, subject=subject, body="\n".join(lines) + "\n", attachment=attachment)
+            if figures.attention_total > len(figures.attention):
+                rest = figures.attention_total - len(figures.attention)
+                lines.append(f"  ... and {rest} more in the attached CSV")
+    return Report(kind=kind, subject=subject, body="\n".join(lines) + "\n")

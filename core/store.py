@@ -72,6 +72,7 @@ __all__ = [
     "ShipmentUpdate",
     "Store",
     "StoreError",
+    "Subscription",
     "mask_url",
     "normalize_url",
 ]
@@ -198,6 +199,8 @@ shipments = sa.Table(
     sa.Column("last_push_at", sa.DateTime),
     sa.Column("origin_country", sa.Integer),
     sa.Column("destination_country", sa.Integer),
+    # v4: the store's change sequence when this row last changed (the cross-process feed)
+    sa.Column("change_seq", sa.BigInteger, nullable=False, default=0),
 )
 
 inbox = sa.Table(
@@ -238,7 +241,51 @@ notifications = sa.Table(
     sa.Column("event_time", sa.String),
     sa.Column("event_location", sa.String),
     sa.Column("event_description", sa.Text),
+    # v4
+    sa.Column("change_seq", sa.BigInteger, nullable=False, default=0),
 )
+
+change_seq = sa.Table(
+    "change_seq",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+)
+"""One row: the store's change sequence, bumped by every write that front-ends should see."""
+
+tombstones = sa.Table(
+    "tombstones",
+    metadata,
+    sa.Column("change_seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("number", sa.String, nullable=False),
+    sa.Column("deleted_at", sa.DateTime, nullable=False),
+)
+"""Deleted shipments, so that the change feed can tell other processes (pruned with age)."""
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("change_seq", sa.BigInteger, nullable=False, default=0),
+)
+"""Who did what: every command of every front-end, with its outcome."""
+
+alert_subscriptions = sa.Table(
+    "alert_subscriptions",
+    metadata,
+    sa.Column("channel", sa.String, primary_key=True),
+    sa.Column("target", sa.String, primary_key=True),
+    sa.Column("statuses", sa.String, nullable=False),
+    sa.Column("created_by", sa.String, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+"""Where seller alerts also go (a Slack channel subscribed with `/track subscribe`)."""
 
 schema_version = sa.Table(
     "schema_version",
@@ -358,10 +405,74 @@ def _add_event_snapshot_v3(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE notifications ADD COLUMN event_description TEXT")
 
 
+def _service_tables_v4(conn: Connection) -> None:
+    """Version 4: the change sequence, tombstones, audit, alert subscriptions, and the indexes
+    that keyset paging and history search use."""
+    conn.exec_driver_sql("ALTER TABLE shipments ADD COLUMN change_seq BIGINT NOT NULL DEFAULT 0")
+    conn.exec_driver_sql(
+        "ALTER TABLE notifications ADD COLUMN change_seq BIGINT NOT NULL DEFAULT 0"
+    )
+    md = sa.MetaData()
+    seq = sa.Table(
+        "change_seq",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+    )
+    sa.Table(
+        "tombstones",
+        md,
+        sa.Column("change_seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("number", sa.String, nullable=False),
+        sa.Column("deleted_at", sa.DateTime, nullable=False),
+    )
+    sa.Table(
+        "audit",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.DateTime, nullable=False),
+        sa.Column("actor", sa.String, nullable=False),
+        sa.Column("action", sa.String, nullable=False),
+        sa.Column("target", sa.Text, nullable=False),
+        sa.Column("outcome", sa.String, nullable=False),
+        sa.Column("detail", sa.Text, nullable=False),
+        sa.Column("change_seq", sa.BigInteger, nullable=False),
+        sa.Index("ix_audit_actor", "actor", "id"),
+    )
+    sa.Table(
+        "alert_subscriptions",
+        md,
+        sa.Column("channel", sa.String, primary_key=True),
+        sa.Column("target", sa.String, primary_key=True),
+        sa.Column("statuses", sa.String, nullable=False),
+        sa.Column("created_by", sa.String, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    md.create_all(conn)
+    conn.execute(seq.insert().values(id=1, seq=0))
+    for statement in (
+        "CREATE INDEX ix_shipments_change_seq ON shipments (change_seq)",
+        "CREATE INDEX ix_notifications_change_seq ON notifications (change_seq)",
+        "CREATE INDEX ix_shipments_updated_number ON shipments (updated_at, number)",
+        "CREATE INDEX ix_shipments_status_updated ON shipments"
+        " (package_status, updated_at, number)",
+        "CREATE INDEX ix_shipments_order ON shipments (order_number)",
+        "CREATE INDEX ix_shipments_email ON shipments (email)",
+        "CREATE INDEX ix_notifications_order ON notifications (order_number)",
+        "CREATE INDEX ix_notifications_recipient ON notifications (recipient)",
+    ):
+        conn.exec_driver_sql(statement)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     (1, "shipments, inbox, notifications", _create_v1),
     (2, "notifications.subject and notifications.body", _add_message_text_v2),
     (3, "notifications.event_time, event_location, event_description", _add_event_snapshot_v3),
+    (
+        4,
+        "change sequence, tombstones, audit, alert subscriptions, paging indexes",
+        _service_tables_v4,
+    ),
 )
 """Every schema step, in order. Append only: a released step never changes."""
 
@@ -401,6 +512,7 @@ class ShipmentRecord:
     origin_country: int | None
     destination_country: int | None
     info_json: str | None = field(default=None, repr=False)
+    change_seq: int = field(default=0, repr=False)
 
     @cached_property
     def info(self) -> TrackInfo | None:
@@ -521,6 +633,17 @@ class InboxStats:
 
     backlog: int
     last_received_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Seller alerts for ``statuses`` also go to ``target`` on ``channel`` (a Slack channel)."""
+
+    channel: str
+    target: str
+    statuses: tuple[PackageStatus, ...]
+    created_by: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -889,6 +1012,15 @@ class Store:
             message = message.replace(str(password), "***")
         return message
 
+    @property
+    def dialect_name(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._dialect.name
+
+    def read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A read connection for the query layer (``trackops.core.queries``)."""
+        return self._read()
+
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         try:
@@ -928,6 +1060,20 @@ class Store:
                     )
                 )
 
+    @staticmethod
+    async def _bump(conn: AsyncConnection) -> int:
+        """Advance the change sequence inside a write transaction; the new value.
+
+        Every write that a front-end should see stamps its rows with this value, so that
+        another process finds what changed with ``changes_since``. On PostgreSQL the row lock
+        this UPDATE takes orders the stamping transactions: a higher value never commits
+        before a lower one, so a reader that has seen N never misses a later commit below N.
+        """
+        await conn.execute(
+            change_seq.update().where(change_seq.c.id == 1).values(seq=change_seq.c.seq + 1)
+        )
+        return int(await conn.scalar(sa.select(change_seq.c.seq).where(change_seq.c.id == 1)) or 0)
+
     # ------------------------------------------------------------------ shipments
 
     async def add_shipments(self, rows: Sequence[NewShipment]) -> list[str]:
@@ -959,6 +1105,9 @@ class Store:
             existing = await self._existing_numbers(conn, list(values))
             fresh = [v for n, v in values.items() if n not in existing]
             if fresh:
+                seq = await self._bump(conn)
+                for v in fresh:
+                    v["change_seq"] = seq
                 # ON CONFLICT: another process may have inserted one since the SELECT.
                 await conn.execute(self._dialect.insert_ignore(shipments), fresh)
         return [v["number"] for v in fresh]
@@ -1097,6 +1246,7 @@ class Store:
         values = {k: _naive(v) if isinstance(v, datetime) else v for k, v in values.items()}
         values.setdefault("updated_at", _utcnow())
         async with self._write() as conn:
+            values["change_seq"] = await self._bump(conn)
             await conn.execute(
                 shipments.update().where(shipments.c.number == number).values(**values)
             )
@@ -1104,7 +1254,12 @@ class Store:
     async def delete_shipment(self, number: str) -> None:
         """Forget a shipment (its notification history stays)."""
         async with self._write() as conn:
-            await conn.execute(shipments.delete().where(shipments.c.number == number))
+            result = await conn.execute(shipments.delete().where(shipments.c.number == number))
+            if result.rowcount:
+                seq = await self._bump(conn)
+                await conn.execute(
+                    tombstones.insert().values(change_seq=seq, number=number, deleted_at=_utcnow())
+                )
 
     # ------------------------------------------------------------------ the outbox
 
@@ -1125,6 +1280,7 @@ class Store:
             hash=sa.bindparam("p_hash", type_=sa.BigInteger),
             info=sa.bindparam("p_info", type_=sa.Text),
             updated_at=sa.bindparam("p_now", type_=sa.DateTime),
+            change_seq=sa.bindparam("p_seq", type_=sa.BigInteger),
             carrier=sa.func.coalesce(
                 shipments.c.carrier, sa.bindparam("p_carrier", type_=sa.Integer)
             ),
@@ -1213,15 +1369,20 @@ class Store:
                 # Taken before any row lock (same order everywhere), so that two processes
                 # cannot both count 99 and both send the 100th.
                 await self._dialect.lock(conn, _LOCK_SELLER_LIMIT)
+            seq = await self._bump(conn)
             orders = await self._orders(
                 conn, sorted({u.number for u, _ in intents} | set(new_rows))
             )
             missing = [new_rows[number] for number in sorted(new_rows) if number not in orders]
             if missing:
+                for row in missing:
+                    row["change_seq"] = seq
                 await conn.execute(self._dialect.insert_ignore(shipments), missing)
                 for row in missing:
                     orders[row["number"]] = row["order_number"]
             if state_rows:
+                for row in state_rows:
+                    row["p_seq"] = seq
                 await conn.execute(self._apply_state, state_rows)
             if not intents:
                 return []
@@ -1255,6 +1416,7 @@ class Store:
                         "subject": None,
                         "body": None,
                         **_event_snapshot(update.info),
+                        "change_seq": seq,
                     }
                 )
             return await self._insert_notifications(conn, rows)
@@ -1321,6 +1483,7 @@ class Store:
             "event_description": row.event_description,
         }
         async with self._write() as conn:
+            values["change_seq"] = await self._bump(conn)
             (record,) = await self._insert_notifications(conn, [values])
         return record
 
@@ -1409,6 +1572,7 @@ class Store:
         if send_status == "pending" and next_attempt_at is None:
             next_attempt_at = _utcnow()
         async with self._write() as conn:
+            seq = await self._bump(conn)
             await conn.execute(
                 notifications.update()
                 .where(notifications.c.id == id)
@@ -1418,6 +1582,7 @@ class Store:
                     attempts=attempts,
                     sent_at=_naive(sent_at),
                     next_attempt_at=_naive(next_attempt_at),
+                    change_seq=seq,
                 )
             )
 
@@ -1457,6 +1622,83 @@ class Store:
             query = query.limit(limit)
         async with self._read() as conn:
             return [_notification(row._mapping) for row in await conn.execute(query)]
+
+    # ------------------------------------------------------------------ audit
+
+    async def add_audit(
+        self, *, at: datetime, actor: str, action: str, target: str, outcome: str, detail: str
+    ) -> int:
+        """Record who did what and how it ended; the new row's id."""
+        async with self._write() as conn:
+            seq = await self._bump(conn)
+            (row_id,) = await self._dialect.insert_with_ids(
+                conn,
+                audit,
+                [
+                    {
+                        "at": _naive(at),
+                        "actor": actor,
+                        "action": action,
+                        "target": target,
+                        "outcome": outcome,
+                        "detail": detail,
+                        "change_seq": seq,
+                    }
+                ],
+            )
+        return row_id
+
+    # ------------------------------------------------------------------ alert subscriptions
+
+    async def set_subscription(
+        self, *, channel: str, target: str, statuses: Sequence[int], by: str, at: datetime
+    ) -> None:
+        """Subscribe ``target`` on ``channel`` to seller alerts for ``statuses`` (replaces)."""
+        codes = ",".join(str(int(s)) for s in sorted(set(statuses)))
+        async with self._write() as conn:
+            await conn.execute(
+                alert_subscriptions.delete().where(
+                    alert_subscriptions.c.channel == channel,
+                    alert_subscriptions.c.target == target,
+                )
+            )
+            await conn.execute(
+                alert_subscriptions.insert().values(
+                    channel=channel, target=target, statuses=codes, created_by=by,
+                    created_at=_naive(at),
+                )
+            )  # fmt: skip
+
+    async def remove_subscription(self, *, channel: str, target: str) -> bool:
+        """Unsubscribe; True when there was a subscription."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                alert_subscriptions.delete().where(
+                    alert_subscriptions.c.channel == channel,
+                    alert_subscriptions.c.target == target,
+                )
+            )
+        return bool(result.rowcount)
+
+    async def subscriptions(self, channel: str | None = None) -> list[Subscription]:
+        """Every alert subscription (of ``channel``, when given)."""
+        query = sa.select(alert_subscriptions).order_by(
+            alert_subscriptions.c.channel, alert_subscriptions.c.target
+        )
+        if channel is not None:
+            query = query.where(alert_subscriptions.c.channel == channel)
+        async with self._read() as conn:
+            rows = await conn.execute(query)
+            return [
+                Subscription(
+                    channel=r.channel,
+                    target=r.target,
+                    statuses=tuple(PackageStatus.parse(int(c)) for c in r.statuses.split(",") if c),
+                    created_by=r.created_by,
+                    created_at=r.created_at,
+                )
+                for r in rows
+            ]
 
     # ------------------------------------------------------------------ webhook inbox
 

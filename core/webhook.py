@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aiohttp import web
+from trackops.core import queries
 from trackops.core.config import Settings
 from trackops.core.engine import Engine
 from trackops.core.store import Store
@@ -48,6 +49,7 @@ _MAX_GROUP = 256
 _BURST_WINDOW = 0.2  # seconds: a push this recent means a burst is on
 _BURST_BATCH = 100
 _BURST_SHARE = 0.25  # of the loop's time that processing may take during a burst
+_RESYNC_BATCH = 4000  # quiet shipments resynced per pass (100 gettrackinfo requests)
 
 
 @dataclass
@@ -314,8 +316,8 @@ async def resync_quiet(engine: Engine, hours: float) -> list[str]:
     Returns the numbers asked for.
     """
     cutoff = engine.clock() - timedelta(hours=hours)
-    records = await engine.store.list_shipments(active=True)
-    quiet = [r.number for r in records if (r.updated_at or r.registered_at) < cutoff]
+    async with engine.store.read() as conn:
+        quiet = await queries.quiet_numbers(conn, cutoff, limit=_RESYNC_BATCH)
     if quiet:
         outcome = await engine.sync(numbers=quiet)
         log.info("resync of %d quiet shipments: %d updated", len(quiet), outcome.applied)
