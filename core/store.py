@@ -833,7 +833,8 @@ class _Dialect:
             cursor = dbapi_connection.cursor()
             try:
                 cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
-                cursor.execute("PRAGMA journal_mode=WAL")
+                # journal_mode=WAL is not set here: it is persistent in the file, and switching
+                # needs a lock the busy handler does not wait for (see ``use_wal``).
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA foreign_keys=ON")
             finally:
@@ -846,6 +847,33 @@ class _Dialect:
             # committed in between; BEGIN IMMEDIATE waits for the busy timeout instead.
             writer = conn.get_execution_options().get("trackops_write", False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    async def use_wal(self, engine: AsyncEngine) -> None:
+        """SQLite: switch the file to WAL, once per file (the mode is kept in the file).
+
+        The switch reads the header, then upgrades to a write lock to change it; a connection
+        that finds another one switching the same new file fails that upgrade at once with
+        "database is locked", without waiting through the busy timeout (SQLite's busy handler
+        never waits inside a transaction that already reads, as waiting could deadlock). So
+        the switch is retried here, for as long as the busy timeout, without blocking the loop.
+        Once the file is in WAL mode the pragma takes no write lock at all.
+        """
+        if not self.is_sqlite:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _SQLITE_BUSY_TIMEOUT_MS / 1000
+        delay = 0.001
+        async with engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            while True:
+                try:
+                    async with driver.execute("PRAGMA journal_mode=WAL"):
+                        return
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or loop.time() >= deadline:
+                        raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
 
     async def lock(self, conn: AsyncConnection, key: int) -> None:
         """Serialise transactions that take the same ``key`` (PostgreSQL; SQLite's writers
@@ -972,6 +1000,7 @@ class Store:
         dialect.install(engine)
         store = cls(engine, dialect, masked)
         try:
+            await dialect.use_wal(engine)
             await store._migrate()
         except StoreError:
             await engine.dispose()
