@@ -784,7 +784,11 @@ async def cmd_init(args: argparse.Namespace, settings: Settings | None) -> int:
 
     path = resolve_config_path(args.config)
     write_config(path, force=args.force)
-    print(f"wrote {path}; edit [api] key, then `trackops register NUMBER`")
+    print(
+        f"wrote {path}; put your 17TRACK key in [api] key (or point [api] base_url at"
+        " `trackops sandbox`), then `trackops register NUMBER`. Notifications are printed"
+        " (the console channel) until you set up [channels.email]."
+    )
     return EXIT_OK
 
 
@@ -811,6 +815,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Awaitable[int]]] = {
 }
 
 NO_CONFIG = {"init", "sandbox", "demo"}
+# Work without a config file (their defaults suffice); every other command needs one.
+OPTIONAL_CONFIG = {"carriers", "plugins"}
 LONG_RUNNING = {"serve", "sandbox", "demo"}
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -856,7 +862,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args)
     try:
-        settings = None if args.command in NO_CONFIG else load_settings(args.config)
+        settings = (
+            None
+            if args.command in NO_CONFIG
+            else load_settings(args.config, required=args.command not in OPTIONAL_CONFIG)
+        )
         return asyncio.run(COMMANDS[args.command](args, settings))
     except KeyboardInterrupt:
         return 130

@@ -1,8 +1,10 @@
 """Configuration: TOML in, typed ``Settings`` out, with errors a person can act on.
 
 Lookup order for the file (see ``resolve_config_path``): ``--config FILE``, else
-``$TRACKOPS_CONFIG``, else ``./trackops.toml``. A missing default file is not an error: every
-setting has a default. A value ``"env:NAME"`` is read from the environment variable NAME.
+``$TRACKOPS_CONFIG``, else ``./trackops.toml``. A missing default file gives the defaults unless
+the caller requires a file; a missing file's error names every place that was tried. A value
+``"env:NAME"`` is read from the environment variable NAME. A relative SQLite path in
+``[store] url`` is relative to the config file's folder, not to the current directory.
 
 Every error is a ``ConfigError`` whose message names the file, the key, what was found and what
 was expected, e.g. ``trackops.toml: [api] rate_limit: expected a number > 0, found "fast"``.
@@ -603,9 +605,9 @@ def load_settings(
     resolved = resolve_config_path(path)
     if not resolved.exists():
         if required or explicit:
-            raise ConfigError(
-                f"{resolved}: config file not found (run `trackops init` to write one)"
-            )
+            if explicit:
+                raise ConfigError(f"{resolved}: config file not found ({_tried(path)})")
+            raise ConfigError(f"no config file found: {_tried(path)}")
         return Settings()
     try:
         text = resolved.read_text(encoding="utf-8")
@@ -619,9 +621,49 @@ def load_settings(
     return _with_path(settings, resolved)
 
 
+def _tried(path: str | os.PathLike[str] | None) -> str:
+    """Where a config file was looked for, in the lookup order, for the not-found message."""
+    if path is not None:
+        given = os.fspath(path)
+        return (
+            f"--config {given} is {Path(given).absolute()}; "
+            f"run `trackops --config {given} init` to write one"
+        )
+    env = os.environ.get("TRACKOPS_CONFIG")
+    if env:
+        return f"$TRACKOPS_CONFIG is {Path(env).absolute()}; run `trackops init` to write one"
+    default = Path(DEFAULT_CONFIG_NAME).absolute()
+    return (
+        f"tried --config (not given), $TRACKOPS_CONFIG (not set), {default} (no such file);"
+        " run `trackops init` to write one, or pass --config FILE"
+    )
+
+
+_SQLITE_PATH_RE = re.compile(r"^(sqlite(?:\+[a-z0-9]+)?:///)(.*)$", re.IGNORECASE)
+
+
+def anchor_store_url(url: str, folder: Path) -> str:
+    """``url`` with a relative SQLite path made relative to ``folder`` (the config's folder).
+
+    ``sqlite:///trackops.db`` read from ``shop/trackops.toml`` is ``sqlite:///shop/trackops.db``
+    (made absolute); absolute paths, ``:memory:``, URI filenames and other databases are kept.
+    """
+    match = _SQLITE_PATH_RE.match(url)
+    if match is None:
+        return url
+    prefix, rest = match.groups()
+    if not rest or rest.startswith((":memory:", "file:")):
+        return url
+    path = Path(rest).expanduser()
+    if path.is_absolute():
+        return prefix + str(path)
+    return prefix + str((folder / path).absolute())
+
+
 def _with_path(settings: Settings, path: Path) -> Settings:
     values = {f.name: getattr(settings, f.name) for f in fields(settings)}
     values["path"] = path
+    values["store"] = StoreSettings(url=anchor_store_url(settings.store.url, path.parent))
     return Settings(**values)
 
 

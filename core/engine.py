@@ -28,7 +28,7 @@ from trackops.core import queries
 from trackops.core.carriers import carrier_name
 from trackops.core.channels import Attachment, Channel, ChannelError, Message
 from trackops.core.client import BatchResult, TrackClient
-from trackops.core.config import Settings
+from trackops.core.config import ConfigError, Settings
 from trackops.core.plugins import PluginHost
 from trackops.core.reports import (
     REPORT_KINDS,
@@ -198,6 +198,8 @@ class Engine:
         self._load_plugins = load_plugins
         self.channels: dict[str, Channel] = {}
         self.rules: Rules | None = None
+        self.config_error: ConfigError | None = None
+        """A notification setting the engine cannot work with (see ``check_config``)."""
         self._subscribers: set[asyncio.Queue[Change]] = set()
         self._wake = asyncio.Event()
         self._dispatch_lock = asyncio.Lock()
@@ -222,12 +224,20 @@ class Engine:
         plugin_channels: dict[str, Channel] = dict(self._plugins.channels) if self._plugins else {}
         predicates = dict(self._plugins.predicates) if self._plugins else {}
         self.channels = {**plugin_channels, **self._extra_channels}
-        # Rules validate channel and predicate names: a bad config stops start-up here.
-        self.rules = Rules(
-            self.settings.notifications,
-            known_channels=self.channels.keys(),
-            predicates=predicates,
-        )
+        # Rules validate channel and predicate names. A bad notification config must not stop
+        # reading (`list`, `status`, `history`): it is kept in ``config_error`` and raised by
+        # whatever needs the rules (applying updates; ``check_config``).
+        self.config_error = None
+        try:
+            self.rules = Rules(
+                self.settings.notifications,
+                known_channels=self.channels.keys(),
+                predicates=predicates,
+            )
+        except ConfigError as exc:
+            where = f"{self.settings.path}: " if self.settings.path else ""
+            self.config_error = ConfigError(f"{where}{exc}")
+            self.rules = None
         if self._store is None:
             self._store = await Store.open(self.settings.store.url)
 
@@ -245,6 +255,14 @@ class Engine:
             await self._store.close()
             self._store = None
 
+    def check_config(self) -> None:
+        """Raise ``config_error`` (a ``ConfigError``) if the notification settings are unusable.
+
+        Reading commands work without it; syncing, applying pushes and ``serve`` call it first.
+        """
+        if self.config_error is not None:
+            raise self.config_error
+
     @property
     def store(self) -> Store:
         """The open store."""
@@ -255,6 +273,14 @@ class Engine:
     async def client(self) -> TrackClient:
         """The 17TRACK client, opened on first use (commands that only read never need it)."""
         if self._client is None:
+            if not self.settings.api.key:
+                # Said before any request: without a key 17TRACK answers 401, and a wrong
+                # base URL would first spend the retries on the network.
+                where = f"{self.settings.path}: " if self.settings.path else ""
+                raise ConfigError(
+                    f"{where}[api] key is empty: set your 17TRACK API key (or \"env:NAME\");"
+                    " `trackops sandbox` gives a local API to try things with"
+                )
             self._client = TrackClient(self.settings.api)
             self._owns_client = True
             await self._client.__aenter__()
@@ -514,6 +540,7 @@ class Engine:
         numbers: Sequence[str] | None = None,
     ) -> SyncOutcome:
         """Ask 17TRACK for the latest tracking info of every tracked shipment and apply it."""
+        self.check_config()
         if numbers is None:
             pairs: list[tuple[str, int | None]] = []
             async with self.store.read() as conn:
@@ -564,6 +591,7 @@ class Engine:
         """
         if not updates:
             return [], []
+        self.check_config()
         assert self.rules is not None
         async with self._apply_lock:
             now = self.clock()

@@ -314,8 +314,8 @@ class Rules:
             if channel not in self._known:
                 known = ", ".join(sorted(self._known)) or "none (no channel plugin is loaded)"
                 raise ConfigError(
-                    f"{where} condition {name!r}: unknown channel {channel!r}; "
-                    f"known channels: {known}"
+                    f"{where} condition {name!r}: channel {channel!r} is not configured (fill"
+                    f" in [channels.{channel}], or use a configured channel: {known})"
                 )
 
     def _compile(self, c: ConditionSettings) -> _Condition:

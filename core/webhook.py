@@ -370,6 +370,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     if not settings.api.key:
         log.warning("[api] key is empty: every push will be answered 401 (signature check)")
     async with Engine(settings) as engine:
+        engine.check_config()
         app = create_app(settings, engine)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
         await runner.setup()

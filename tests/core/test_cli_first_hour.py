@@ -4,17 +4,147 @@ against ``trackops sandbox`` (the sandbox and config helpers of ``test_cli``).""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import time
+import tomllib
 from pathlib import Path
 
-from test_cli import (  # noqa: F401  (sandbox_url, smtp: fixtures used by `config`)
-    Mailbox,
+import test_cli
+import tomli_w
+from test_cli import (
+    KEY,
+    TRACKOPS,
+    Result,
     assert_one_error_line,
-    config,
-    sandbox_url,
-    smtp,
+    free_port,
+    moving_numbers,
     trackops_process,
+    wait_until_tracked,
     write_config,
 )
+
+# test_cli's fixtures: its sandbox process (one per module), SMTP server and config.
+sandbox_url = test_cli.sandbox_url
+smtp = test_cli.smtp
+config = test_cli.config
+
+
+def run(*args: str, cwd: Path, timeout: float = 60) -> Result:
+    """``trackops ARGS`` in its own process, started in ``cwd`` (no $TRACKOPS_CONFIG)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRACKOPS_CONFIG"}
+    proc = subprocess.run(
+        [str(TRACKOPS), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+# --------------------------------------------------------------------------- from the README
+
+
+def test_readme_from_init_to_a_notification_on_the_console(
+    tmp_path: Path, sandbox_url: str
+) -> None:
+    """README "Try it with your own config": init, point [api] at a sandbox, register, sync."""
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    init = run("init", cwd=shop)
+    assert init.code == 0, init
+    assert "Notifications are printed (the console channel)" in init.out
+    config_file = shop / "trackops.toml"
+    text = config_file.read_text(encoding="utf-8")
+    # The two lines the README tells the reader to change.
+    text = text.replace('key = ""  ', f'key = "{KEY}"', 1).replace(
+        'base_url = "https://api.17track.net/track/v1"', f'base_url = "{sandbox_url}"', 1
+    )
+    config_file.write_text(text, encoding="utf-8")
+
+    (number,) = moving_numbers("RY", 1)
+    registered = run(
+        "register", number, "--order", "1001", "--email", "buyer@example.com", cwd=shop
+    )
+    assert registered.code == 0, registered
+    wait_until_tracked(sandbox_url, [number])
+    synced = run("sync", cwd=shop)
+    assert synced.code == 0, synced
+    assert synced.err == ""
+    lines = synced.out.splitlines()
+    assert "[buyer buyer@example.com · customer] Your order 1001 is on its way" in lines
+    assert "    status: Not found -> In transit" in lines
+    assert lines[-1].startswith("synced 1 shipments: 1 updated")
+    assert lines[-1].endswith("1 notifications, 1 sent")
+    (row,) = json.loads(run("history", "--json", cwd=shop).out)
+    assert (row["channel"], row["send_status"], row["recipient"]) == (
+        "console",
+        "sent",
+        "buyer@example.com",
+    )
+    assert (shop / "trackops.db").exists()
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def test_a_relative_store_is_found_from_another_folder(tmp_path: Path, sandbox_url: str) -> None:
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    config_file = write_config(shop, sandbox_url)
+    data = config_file.read_text(encoding="utf-8").replace(
+        f"sqlite:///{shop / 'trackops.db'}", "sqlite:///trackops.db"
+    )
+    config_file.write_text(data, encoding="utf-8")
+    assert run("register", "RX000000001CN", cwd=shop).code == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    listed = run("--config", "../shop/trackops.toml", "list", "--json", cwd=elsewhere)
+    assert listed.code == 0, listed
+    assert [r["number"] for r in json.loads(listed.out)] == ["RX000000001CN"]
+    assert list(elsewhere.iterdir()) == []  # no new, empty store here
+
+
+def test_a_missing_config_says_which_paths_were_tried(tmp_path: Path) -> None:
+    result = run("list", cwd=tmp_path)
+    assert_one_error_line(
+        result,
+        "no config file found: tried --config (not given), $TRACKOPS_CONFIG (not set), "
+        f"{tmp_path / 'trackops.toml'} (no such file)",
+        code=2,
+    )
+    given = run("--config", "conf/shop.toml", "list", cwd=tmp_path)
+    assert_one_error_line(given, f"--config conf/shop.toml is {tmp_path}/conf/shop.toml", code=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_api_key_is_named_before_any_network_call(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/track/v1"
+    config_file = write_config(tmp_path, closed, key="")
+    started = time.monotonic()
+    result = run("--config", str(config_file), "register", "RX000000002CN", cwd=tmp_path)
+    assert time.monotonic() - started < 10  # no retries against the network first
+    line = assert_one_error_line(result, f"{config_file}: [api] key is empty", code=2)
+    assert "unavailable" not in line and "DNS" not in line
+
+
+def test_a_channel_named_but_not_configured(tmp_path: Path, sandbox_url: str) -> None:
+    config_file = write_config(tmp_path, sandbox_url)
+    data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    data["notifications"]["customer"] = {"channels": ["discord"]}
+    config_file.write_text(tomli_w.dumps(data), encoding="utf-8")
+    assert run("--config", str(config_file), "register", "RX000000003CN", cwd=tmp_path).code == 0
+
+    listed = run("--config", str(config_file), "list", "--json", cwd=tmp_path)
+    assert listed.code == 0, listed
+    assert [r["number"] for r in json.loads(listed.out)] == ["RX000000003CN"]
+
+    synced = run("--config", str(config_file), "sync", cwd=tmp_path)
+    assert_one_error_line(
+        synced,
+        f"{config_file}: [notifications.customer] condition 'customer': channel 'discord' is"
+        " not configured (fill in [channels.discord], or use a configured channel: console,"
+        " email)",
+        code=2,
+    )
+
 
 # --------------------------------------------------------------------------- carriers by name
 
@@ -47,7 +177,7 @@ def test_carriers_with_no_match_exits_1_with_a_message(tmp_path: Path) -> None:
 
 
 def test_register_takes_carrier_names_on_the_command_line_and_in_csv(
-    config: Path,  # noqa: F811  (the fixture imported above)
+    config: Path,
     tmp_path: Path,
 ) -> None:
     by_name = trackops_process(

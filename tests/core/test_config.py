@@ -211,3 +211,45 @@ def test_update_config_merges_and_validates(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         update_config(path, {"notifications.seller": {"daily_limit": "many"}})
     assert load_settings(path).notifications.seller.daily_limit == 5
+
+
+# --------------------------------------------------------------------------- paths (issue 13)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///trackops.db", "sqlite:///{folder}/trackops.db"),
+        ("sqlite+aiosqlite:///data/t.db", "sqlite+aiosqlite:///{folder}/data/t.db"),
+        ("sqlite:////var/lib/t.db", "sqlite:////var/lib/t.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("postgresql://trackops@db/shop", "postgresql://trackops@db/shop"),
+    ],
+)
+def test_a_relative_sqlite_path_is_relative_to_the_config_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, expected: str
+) -> None:
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "trackops.toml").write_text(f'[store]\nurl = "{url}"\n', encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(Path("../shop/trackops.toml"))
+    assert settings.store.url == expected.format(folder=(elsewhere / "../shop").absolute())
+
+
+def test_a_missing_default_config_names_every_place_tried_when_required(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, required=True)
+    assert str(caught.value) == (
+        "no config file found: tried --config (not given), $TRACKOPS_CONFIG (not set), "
+        f"{tmp_path / 'trackops.toml'} (no such file); run `trackops init` to write one, "
+        "or pass --config FILE"
+    )
+    monkeypatch.setenv("TRACKOPS_CONFIG", "conf/t.toml")
+    with pytest.raises(ConfigError, match=r"\$TRACKOPS_CONFIG is .*/conf/t\.toml"):
+        load_settings(None)
