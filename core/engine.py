@@ -278,7 +278,7 @@ class Engine:
                 # base URL would first spend the retries on the network.
                 where = f"{self.settings.path}: " if self.settings.path else ""
                 raise ConfigError(
-                    f"{where}[api] key is empty: set your 17TRACK API key (or \"env:NAME\");"
+                    f'{where}[api] key is empty: set your 17TRACK API key (or "env:NAME");'
                     " `trackops sandbox` gives a local API to try things with"
                 )
             self._client = TrackClient(self.settings.api)

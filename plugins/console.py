@@ -50,7 +50,7 @@ def trackops_register_channels(register: RegisterChannel, settings: Settings) ->
     output = table.get("output", "stdout")
     if not isinstance(output, str) or not output.strip():
         raise ConfigError(
-            f"{where}[channels.console] output: expected \"stdout\", \"stderr\" or a file path,"
+            f'{where}[channels.console] output: expected "stdout", "stderr" or a file path,'
             f" found {output!r}"
         )
     output = output.strip()
@@ -62,7 +62,7 @@ def trackops_register_channels(register: RegisterChannel, settings: Settings) ->
         path = settings.path.parent / path
     if not path.parent.is_dir():
         raise ConfigError(
-            f"{where}[channels.console] output: expected \"stdout\", \"stderr\" or a file in an"
+            f'{where}[channels.console] output: expected "stdout", "stderr" or a file in an'
             f' existing folder, found "{output}" (no folder {path.parent})'
         )
     register(ConsoleChannel(path=path))

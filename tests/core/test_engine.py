@@ -272,11 +272,17 @@ async def test_custom_conditions_are_recorded_with_their_name_and_kind(
         assert await engine.store.history(condition="vip-delivered") == custom
 
 
-async def test_unknown_channel_in_config_stops_start_up(tmp_path: Path) -> None:
+async def test_unknown_channel_in_config_stops_applying_but_not_reading(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, channels=("pigeon",))
-    with pytest.raises(ConfigError, match="pigeon"):
-        async with Engine(settings, channels=[RecordingChannel("memory")], load_plugins=False):
-            pass
+    async with Engine(settings, channels=[RecordingChannel("memory")], load_plugins=False) as e:
+        assert await e.store.list_shipments() == []  # reading works
+        assert e.config_error is not None and "'pigeon' is not configured" in str(e.config_error)
+        with pytest.raises(ConfigError, match="pigeon"):
+            e.check_config()
+        with pytest.raises(ConfigError, match="pigeon"):
+            await e.apply_track_info("LX000000009CN", make_info(10, BASE))
+        with pytest.raises(ConfigError, match="pigeon"):
+            await e.sync()
 
 
 async def test_a_push_for_an_unknown_number_creates_the_shipment(engine: Engine) -> None:
