@@ -855,6 +855,9 @@ def _setup_logging(args: argparse.Namespace) -> None:
         logging.Formatter(_LOG_FORMAT) if args.verbose else _OneLineFormatter(_LOG_FORMAT)
     )
     logging.basicConfig(level=level, handlers=[handler])
+    if args.command == "serve":
+        # What serve does, one line per push applied or refused, is shown at the default level.
+        logging.getLogger("trackops.pushes").setLevel(logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

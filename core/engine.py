@@ -81,6 +81,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("trackops.engine")
+push_log = logging.getLogger("trackops.pushes")
+"""One plain line per push applied (here) or refused (the listener): what `serve` shows."""
 
 ALREADY_REGISTERED = -18019901
 NO_INFO_YET = -18019909
@@ -95,6 +97,32 @@ def _log_push(inbox_id: int, number: str | None, event: str, **fields: Any) -> N
         record = {"inbox_id": inbox_id, "number": number, "event": event}
         record.update({k: v for k, v in fields.items() if v is not None})
         log.info("push %s", json.dumps(record, ensure_ascii=False))
+
+
+def _say_applied(transitions: Sequence[Transition], notes: Sequence[NotificationRecord]) -> None:
+    """``push_log``: one line per push, e.g. "push RR123456789CN: Not found -> In transit,
+    1 notification queued" (a number's notifications are told with its last notifying push)."""
+    queued: dict[str, list[NotificationRecord]] = {}
+    for note in notes:
+        queued.setdefault(note.number or "", []).append(note)
+    last_notifying = {t.number: i for i, t in enumerate(transitions) if t.notifies}
+    for i, t in enumerate(transitions):
+        if not t.applies:
+            why = "a duplicate" if t.duplicate else "older than the stored state"
+            push_log.info("push %s: %s, nothing changed", t.number, why)
+            continue
+        change = (
+            f"{t.old_status.display} -> {t.new_status.display}"
+            if t.status_changed
+            else f"{t.new_status.display} (new event, same status)"
+        )
+        rows = queued.get(t.number, []) if last_notifying.get(t.number) == i else []
+        pending = sum(1 for r in rows if r.send_status == "pending")
+        held = len(rows) - pending
+        told = f"{pending} notification{'s' if pending != 1 else ''} queued"
+        if held:
+            told += f", {held} held back (seller daily limit)"
+        push_log.info("push %s: %s, %s", t.number, change, told)
 
 
 def _event_of(row: NotificationRecord) -> Event | None:
@@ -732,7 +760,9 @@ class Engine:
                     _log_push(row.id, data.number, envelope.event)
                 else:
                     _log_push(row.id, None, envelope.event, note="event type not acted on")
-            transitions, _ = await self.apply_track_infos(updates, extras)
+            transitions, notes = await self.apply_track_infos(updates, extras)
+            if push_log.isEnabledFor(logging.INFO):
+                _say_applied(transitions, notes)
             if stopped:
                 await self._mark_stopped(stopped)
             now = self.clock()

@@ -26,9 +26,10 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 from trackops.core import queries
-from trackops.core.config import Settings
-from trackops.core.engine import Engine
+from trackops.core.config import ConfigError, Settings
+from trackops.core.engine import Engine, push_log
 from trackops.core.store import Store
+from trackops.core.text import safe_text
 from trackops.core.wire import WireError, decode_push, verify_push_signature
 
 __all__ = [
@@ -187,6 +188,15 @@ async def _read_body(request: web.Request, limit: int, within: float) -> bytes |
 _STORED = b'{"code":0,"message":"stored"}'
 
 
+def _refuse(request: web.Request, status: int, reason: str) -> web.Response:
+    """Count, tell (``push_log``: reason and source, never the body or a signature), answer."""
+    request.app[STATS].rejected += 1
+    if push_log.isEnabledFor(logging.INFO):
+        source = client_address(request, request.app[TRUSTED]) or "unknown address"
+        push_log.info("push refused (%d %s) from %s", status, safe_text(reason)[:200], source)
+    return _answer(status, reason)
+
+
 async def handle_push(request: web.Request) -> web.Response:
     """``POST [webhook] path``: verify, store, answer."""
     app = request.app
@@ -195,27 +205,21 @@ async def handle_push(request: web.Request) -> web.Response:
     started = time.perf_counter()
     allowed = app[ALLOWED]
     if allowed and not _in(client_address(request, app[TRUSTED]), allowed):
-        stats.rejected += 1
-        return _answer(403, "source address not allowed")
+        return _refuse(request, 403, "source address not allowed")
     try:
         body = await _read_body(
             request, settings.webhook.max_body_bytes, settings.webhook.body_timeout
         )
     except TimeoutError:
-        stats.rejected += 1
-        return _answer(408, "request body not received in time")
+        return _refuse(request, 408, "request body not received in time")
     if body is None:
-        stats.rejected += 1
-        return _answer(413, f"body larger than {settings.webhook.max_body_bytes} bytes")
+        return _refuse(request, 413, f"body larger than {settings.webhook.max_body_bytes} bytes")
     try:
         envelope = decode_push(body)
     except WireError as exc:
-        stats.rejected += 1
-        return _answer(400, str(exc))
+        return _refuse(request, 400, str(exc))
     if not verify_push_signature(envelope, settings.api.key.reveal()):
-        stats.rejected += 1
-        reason = "missing sign" if not envelope.sign else "wrong sign"
-        return _answer(401, reason)
+        return _refuse(request, 401, "missing sign" if not envelope.sign else "wrong sign")
     # The engine's clock, like every other time it stores (the sandbox's in demos and tests).
     now = app[ENGINE].clock()
     try:
@@ -368,7 +372,11 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     unprocessed inbox rows for the next start.
     """
     if not settings.api.key:
-        log.warning("[api] key is empty: every push will be answered 401 (signature check)")
+        where = f"{settings.path}: " if settings.path else ""
+        raise ConfigError(
+            f"{where}[api] key is empty: set your 17TRACK API key (or \"env:NAME\");"
+            " 17TRACK signs its pushes with it"
+        )
     async with Engine(settings) as engine:
         engine.check_config()
         app = create_app(settings, engine)
@@ -377,12 +385,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         site = web.TCPSite(runner, settings.webhook.host, settings.webhook.port, backlog=1024)
         try:
             await site.start()
-            log.warning(
-                "listening on http://%s:%s%s",
-                settings.webhook.host,
-                settings.webhook.port,
-                settings.webhook.path,
-            )
+            # Said once, on stdout (callers wait for it), not as a log warning.
             print(
                 f"trackops serve: listening on http://{settings.webhook.host}:"
                 f"{settings.webhook.port}{settings.webhook.path}",

@@ -3,15 +3,21 @@ against ``trackops sandbox`` (the sandbox and config helpers of ``test_cli``).""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import time
 import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import test_cli
 import tomli_w
+from factories import KEY as FACTORY_KEY
+from factories import make_info, push_body
 from test_cli import (
     KEY,
     TRACKOPS,
@@ -212,3 +218,80 @@ def test_register_takes_carrier_names_on_the_command_line_and_in_csv(
     ambiguous = trackops_process("register", "RZ000000005CN", "--carrier", "dhl e", config=config)
     assert_one_error_line(ambiguous, "argument --carrier: carrier 'dhl e' is ambiguous", code=2)
     assert "DHL eCommerce US (7047)" in ambiguous.err
+
+
+# --------------------------------------------------------------------------- serve
+
+
+async def test_serve_says_what_it_does(tmp_path: Path) -> None:
+    port = free_port()
+    config_file = tmp_path / "trackops.toml"
+    config_file.write_text(
+        tomli_w.dumps(
+            {
+                "api": {"key": FACTORY_KEY, "base_url": "http://127.0.0.1:9/track/v1"},
+                "store": {"url": "sqlite:///serve.db"},
+                "webhook": {"host": "127.0.0.1", "port": port},
+                "notifications": {
+                    "customer": {"channels": ["console"]},
+                    "seller": {"email": "ops@shop.example", "channels": ["console"]},
+                },
+                "channels": {"console": {"output": "notifications.txt"}},
+                "plugins": {"disable": ["slack", "discord"]},
+            }
+        ),
+        encoding="utf-8",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        str(TRACKOPS),
+        *("--config", str(config_file), "serve"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    url = f"http://127.0.0.1:{port}/webhooks/17track"
+    recent = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
+    try:
+        first = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+        assert first.decode().strip() == f"trackops serve: listening on {url}"
+        async with aiohttp.ClientSession() as session:
+            pushes = [
+                (push_body("RS000000001CN", make_info(35, recent)), 200),
+                (push_body("RS000000001CN", make_info(35, recent)), 200),  # 17TRACK's retry
+                (push_body("RS000000002CN", make_info(10, recent), sign="0" * 64), 401),
+                (b'{"event": "TRACKING_UPDATED"}', 400),
+            ]
+            for body, status in pushes:
+                async with session.post(url, data=body) as response:
+                    assert response.status == status
+        lines: list[str] = []
+        while len(lines) < 4:  # bounded by the timeout: two refused, two applied
+            line = await asyncio.wait_for(proc.stderr.readline(), timeout=20)
+            assert line, f"serve ended early: {lines}"
+            lines.append(line.decode().rstrip("\n"))
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=20)
+        rest = (await proc.stderr.read()).decode()
+        assert proc.returncode == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    said = [line.split(" ", 3)[3] for line in lines]  # past the date, time and level
+    assert all(line.split(" ")[2] == "INFO" for line in lines), lines
+    assert sorted(said) == sorted(
+        [
+            "trackops.pushes: push RS000000001CN: Not found -> Undelivered, 1 notification queued",
+            "trackops.pushes: push RS000000001CN: a duplicate, nothing changed",
+            "trackops.pushes: push refused (401 wrong sign) from 127.0.0.1",
+            "trackops.pushes: push refused (400 push body is not a 17TRACK push envelope:"
+            " Object missing required field `data`) from 127.0.0.1",
+        ]
+    ), lines
+    assert "listening" not in rest and "WARNING" not in rest and "Traceback" not in rest
+    assert FACTORY_KEY not in "\n".join(lines) + rest
+    printed = (tmp_path / "notifications.txt").read_text(encoding="utf-8")
+    assert printed.startswith(
+        "[seller ops@shop.example · seller] Undelivered: shipment RS000000001CN"
+    )

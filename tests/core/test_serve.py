@@ -51,17 +51,29 @@ async def serve_process(config: Path) -> AsyncIterator[asyncio.subprocess.Proces
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stderr is not None
+    # serve logs a line per push: read stderr as it comes, or a full pipe would block it.
+    said = bytearray()
+    stderr = proc.stderr
+
+    async def drain() -> None:
+        while chunk := await stderr.read(65536):
+            said.extend(chunk)
+
+    draining = asyncio.create_task(drain())
+    proc.said = said  # type: ignore[attr-defined]
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
         if b"listening" not in line:
-            err = await proc.stderr.read() if proc.stderr else b""
-            raise AssertionError(f"serve did not start: {line!r} {err[-2000:]!r}")
+            await proc.wait()
+            await draining
+            raise AssertionError(f"serve did not start: {line!r} {bytes(said[-2000:])!r}")
         yield proc
     finally:
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
+        await asyncio.wait_for(draining, timeout=10)
 
 
 async def test_kill_9_during_a_burst_loses_no_acknowledged_push(tmp_path: Path) -> None:
@@ -126,5 +138,4 @@ async def test_sigterm_stops_gracefully_and_healthz_answers(tmp_path: Path) -> N
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), timeout=20)
         assert proc.returncode == 0
-        assert proc.stderr is not None
-        assert b"Traceback" not in await proc.stderr.read()
+    assert b"Traceback" not in proc.said  # type: ignore[attr-defined]
