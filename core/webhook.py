@@ -374,7 +374,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     if not settings.api.key:
         where = f"{settings.path}: " if settings.path else ""
         raise ConfigError(
-            f"{where}[api] key is empty: set your 17TRACK API key (or \"env:NAME\");"
+            f'{where}[api] key is empty: set your 17TRACK API key (or "env:NAME");'
             " 17TRACK signs its pushes with it"
         )
     async with Engine(settings) as engine:
