@@ -263,10 +263,25 @@ def _rejected_json(rej: Rejected) -> dict[str, Any]:
 REGISTER_COLUMNS = ("number", "carrier", "param", "tag", "order", "email", "name")
 
 
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _delimiter(header: str) -> str:
+    """The CSV delimiter of a header line: the one that splits it into the most known columns
+    (a spreadsheet's "CSV" is often semicolon- or tab-separated)."""
+
+    def known(delimiter: str) -> int:
+        cells = next(csv.reader([header], delimiter=delimiter), [])
+        return sum(1 for c in cells if c.strip().lower() in REGISTER_COLUMNS)
+
+    return max(_DELIMITERS, key=known)  # ties keep the first: the comma
+
+
 def read_register_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows to register from ``path`` and one message per bad row (with its line number).
 
-    A file whose first line names known columns is a CSV; otherwise one number per line.
+    A file whose first line names known columns is a CSV (comma-, semicolon-, tab- or
+    pipe-separated, told by that line); otherwise one number per line.
     A carrier cell is a code or a name (``resolve_carrier``).
     """
     from trackops.core.carriers import CarrierNameError, resolve_carrier
@@ -276,7 +291,12 @@ def read_register_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot be read: {exc}") from None
     lines = text.splitlines()
-    first = [c.strip().lower() for c in next(csv.reader([lines[0]]), [])] if lines else []
+    delimiter = _delimiter(lines[0]) if lines else ","
+    first = (
+        [c.strip().lower() for c in next(csv.reader([lines[0]], delimiter=delimiter), [])]
+        if lines
+        else []
+    )
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     if "number" in first:
@@ -288,7 +308,7 @@ def read_register_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             )
         # csv.reader, not DictReader with the header forced in: the header is not a row, and
         # line numbers follow the file even when a quoted value spans lines.
-        reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+        reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter)
         next(reader, None)  # the header, already read into ``first``
         last_line = reader.line_num
         for raw in reader:
@@ -315,6 +335,14 @@ def read_register_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         for line_no, line in enumerate(lines, start=1):
             number = line.strip()
             if number and not number.startswith("#"):
+                if any(d in number for d in _DELIMITERS):
+                    # Never send a CSV row to 17TRACK as if it were one tracking number.
+                    problems.append(
+                        f"{path}: line {line_no}: {number!r} is not one tracking number;"
+                        " a CSV needs a first line naming its columns among"
+                        f" {', '.join(REGISTER_COLUMNS)}"
+                    )
+                    continue
                 rows.append({"number": number, "line": line_no})
     return rows, problems
 

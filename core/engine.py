@@ -18,11 +18,12 @@ import dataclasses
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from trackops.core import queries
 from trackops.core.carriers import carrier_name
@@ -189,6 +190,19 @@ class Change:
     status: PackageStatus | None = None
     notification_id: int | None = None
     send_status: str | None = None
+
+
+_EMAIL_RE: Final = re.compile(r"^[^\s@,;:<>()\[\]\\\"]{1,64}@(?:[\w-]{1,63}\.)+[\w-]{2,63}$")
+
+
+def email_problem(address: str) -> str | None:
+    """Why ``address`` cannot be a buyer's email (``None`` when it can): one address,
+    ``name@domain.tld``, no spaces, no list separators."""
+    if len(address) <= 254 and _EMAIL_RE.match(address):
+        return None
+    return (
+        f"The value of email {address!r} is invalid: expected one address such as buyer@example.com"
+    )
 
 
 def _rejected(number: str, code: int, message: str | None = None) -> Rejected:
@@ -379,6 +393,12 @@ class Engine:
             if number in wanted:
                 notes.setdefault(number, "given more than once; registered once")
                 continue
+            if req.email:
+                req = dataclasses.replace(req, email=req.email.strip())
+                problem = email_problem(req.email)
+                if problem is not None:
+                    rejected.append(_rejected(number, -18010011, problem))
+                    continue
             if req.carrier:
                 missing = carrier_params.missing_required(req.carrier, req.param, params)
                 if missing is not None:

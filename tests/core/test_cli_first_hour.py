@@ -295,3 +295,50 @@ async def test_serve_says_what_it_does(tmp_path: Path) -> None:
     assert printed.startswith(
         "[seller ops@shop.example · seller] Undelivered: shipment RS000000001CN"
     )
+
+
+# --------------------------------------------------------------------------- register input
+
+
+def test_email_addresses_are_checked_at_register(config: Path, tmp_path: Path) -> None:
+    bad = trackops_process("register", "RW000000001CN", "--email", "ann@example", config=config)
+    line = assert_one_error_line(bad, "RW000000001CN: ", "email 'ann@example' is invalid", code=1)
+    assert "such as buyer@example.com" in line
+    csv_file = tmp_path / "orders.csv"
+    csv_file.write_text(
+        "number,email\nRW000000002CN,ben@example.com\nRW000000003CN,ben@example.com; eve@x.org\n",
+        encoding="utf-8",
+    )
+    mixed = trackops_process("register", "--file", str(csv_file), config=config)
+    assert mixed.out.splitlines() == ["registered RW000000002CN"]
+    assert_one_error_line(mixed, "line 3: RW000000003CN:", "'ben@example.com; eve@x.org'")
+    rows = json.loads(trackops_process("list", "--json", config=config).out)
+    assert [(r["number"], r["email"]) for r in rows] == [("RW000000002CN", "ben@example.com")]
+
+
+def test_semicolon_and_tab_separated_files_are_read_as_csv(config: Path, tmp_path: Path) -> None:
+    semicolons = tmp_path / "excel.csv"
+    semicolons.write_text(
+        "Number;Carrier;Order\nRV000000001CN;China Post;1001\nRV000000002CN;3011;1002\n",
+        encoding="utf-8",
+    )
+    tabs = tmp_path / "sheet.tsv"
+    tabs.write_text("number\torder\temail\nRV000000003CN\t1003\tcy@example.com\n", "utf-8")
+    for path in (semicolons, tabs):
+        result = trackops_process("register", "--file", str(path), config=config)
+        assert result.code == 0, result
+    rows = {
+        r["number"]: r for r in json.loads(trackops_process("list", "--json", config=config).out)
+    }
+    assert {n: (r["carrier"], r["order"]) for n, r in rows.items()} == {
+        "RV000000001CN": (3011, "1001"),
+        "RV000000002CN": (3011, "1002"),
+        "RV000000003CN": (3011, "1003"),  # detected by 17TRACK
+    }
+    assert rows["RV000000003CN"]["email"] == "cy@example.com"
+
+    no_header = tmp_path / "rows.txt"
+    no_header.write_text("RV000000004CN;3011\n", encoding="utf-8")
+    refused = trackops_process("register", "--file", str(no_header), config=config)
+    assert_one_error_line(refused, "line 1: 'RV000000004CN;3011' is not one tracking number")
+    assert "RV000000004CN" not in trackops_process("list", config=config).out
