@@ -17,7 +17,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -500,7 +500,7 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _numbers_cmd(
     method: str, verb: str
-) -> Callable[[argparse.Namespace, Settings], Awaitable[int]]:
+) -> Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]:
     async def command(args: argparse.Namespace, settings: Settings) -> int:
         async def run(engine: Any) -> int:
             outcome = await getattr(engine, method)([n.strip() for n in args.numbers])
@@ -820,7 +820,7 @@ async def cmd_init(args: argparse.Namespace, settings: Settings | None) -> int:
     return EXIT_OK
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Awaitable[int]]] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int]]] = {
     "init": cmd_init,
     "sandbox": cmd_sandbox,
     "demo": cmd_demo,

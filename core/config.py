@@ -299,7 +299,7 @@ class _Reader:
                 return os.environ[name]
         return value
 
-    def str(self, key: str, default: str) -> str:
+    def string(self, key: str, default: str) -> str:
         value = self.raw(key)
         if value is None:
             return default
@@ -309,9 +309,9 @@ class _Reader:
 
     def secret(self, key: str) -> Secret:
         self.secrets.add(key)
-        return Secret(self.str(key, ""))
+        return Secret(self.string(key, ""))
 
-    def bool(self, key: str, default: bool) -> bool:
+    def boolean(self, key: str, default: bool) -> bool:
         value = self.raw(key)
         if value is None:
             return default
@@ -336,7 +336,7 @@ class _Reader:
             raise self.fail(key, self.table.get(key), f"a number {bound}")
         return float(value)
 
-    def int(self, key: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
+    def integer(self, key: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
         value = self.raw(key)
         if value is None:
             return default
@@ -411,17 +411,17 @@ _RESERVED_CONDITION_NAMES: Final = ("default", "custom", "customer", "seller")
 
 
 def _read_condition(reader: _Reader, index: int) -> ConditionSettings:
-    name = reader.str("name", "")
+    name = reader.string("name", "")
     if not name:
         raise reader.fail("name", reader.table.get("name"), "a non-empty condition name")
     where = f"[[notifications.conditions]] {name!r}"
     reader.where = where
-    audience = reader.str("audience", "seller")
+    audience = reader.string("audience", "seller")
     if audience not in _KNOWN_AUDIENCES:
         raise reader.fail("audience", audience, "customer or seller")
     patterns: dict[str, str | None] = {}
     for key in ("tag_pattern", "order_pattern"):
-        pattern = reader.str(key, "") or None
+        pattern = reader.string(key, "") or None
         if pattern is not None:
             try:
                 re.compile(pattern)
@@ -440,7 +440,7 @@ def _read_condition(reader: _Reader, index: int) -> ConditionSettings:
         tag_pattern=patterns["tag_pattern"],
         order_pattern=patterns["order_pattern"],
         recipients=reader.str_list("recipients", ()),
-        predicate=reader.str("predicate", "") or None,
+        predicate=reader.string("predicate", "") or None,
     )
     reader.done()
     return condition
@@ -454,27 +454,27 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
     api_r = root.sub("api")
     api = ApiSettings(
         key=api_r.secret("key"),
-        base_url=api_r.str("base_url", DEFAULT_API_BASE_URL).rstrip("/"),
+        base_url=api_r.string("base_url", DEFAULT_API_BASE_URL).rstrip("/"),
         rate_limit=api_r.number("rate_limit", 3.0),
         timeout=api_r.number("timeout", 30.0),
-        max_retries=api_r.int("max_retries", 4, maximum=20),
+        max_retries=api_r.integer("max_retries", 4, maximum=20),
     )
     if not api.base_url.startswith(("http://", "https://")):
         raise api_r.fail("base_url", api.base_url, "an http:// or https:// URL")
     api_r.done()
 
     store_r = root.sub("store")
-    store = StoreSettings(url=store_r.str("url", StoreSettings.url))
+    store = StoreSettings(url=store_r.string("url", StoreSettings.url))
     if not _STORE_URL_RE.match(store.url):
         raise store_r.fail("url", store.url, "sqlite:///PATH or postgresql://USER@HOST/DB")
     store_r.done()
 
     hook_r = root.sub("webhook")
     webhook = WebhookSettings(
-        host=hook_r.str("host", WebhookSettings.host),
-        port=hook_r.int("port", WebhookSettings.port, maximum=65535),
-        path=hook_r.str("path", WebhookSettings.path),
-        max_body_bytes=hook_r.int("max_body_bytes", WebhookSettings.max_body_bytes, minimum=1),
+        host=hook_r.string("host", WebhookSettings.host),
+        port=hook_r.integer("port", WebhookSettings.port, maximum=65535),
+        path=hook_r.string("path", WebhookSettings.path),
+        max_body_bytes=hook_r.integer("max_body_bytes", WebhookSettings.max_body_bytes, minimum=1),
         resync_hours=hook_r.number("resync_hours", 0.0, strict=False),
         body_timeout=hook_r.number("body_timeout", 10.0),
         trusted_proxies=hook_r.str_list("trusted_proxies", ()),
@@ -485,21 +485,21 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
     hook_r.done()
 
     notes_r = root.sub("notifications")
-    timezone = notes_r.str("timezone", "UTC")
+    timezone = notes_r.string("timezone", "UTC")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise notes_r.fail("timezone", timezone, "an IANA time zone such as Europe/Paris") from None
     cust_r = notes_r.sub("customer")
     customer = CustomerSettings(
-        enabled=cust_r.bool("enabled", True), channels=cust_r.str_list("channels", ("email",))
+        enabled=cust_r.boolean("enabled", True), channels=cust_r.str_list("channels", ("email",))
     )
     cust_r.done()
     sell_r = notes_r.sub("seller")
     seller = SellerSettings(
-        enabled=sell_r.bool("enabled", True),
-        email=sell_r.str("email", ""),
-        daily_limit=sell_r.int("daily_limit", 100, minimum=0, maximum=1_000_000),
+        enabled=sell_r.boolean("enabled", True),
+        email=sell_r.string("email", ""),
+        daily_limit=sell_r.integer("daily_limit", 100, minimum=0, maximum=1_000_000),
         channels=sell_r.str_list("channels", ("email",)),
         statuses=sell_r.statuses("statuses", (PackageStatus.ALERT, PackageStatus.UNDELIVERED)),
     )
@@ -530,8 +530,8 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
     notifications = NotificationSettings(
         stale_after_days=notes_r.number("stale_after_days", 7.0),
         timezone=timezone,
-        tracking_url=notes_r.str("tracking_url", NotificationSettings.tracking_url),
-        max_attempts=notes_r.int("max_attempts", 3, minimum=1, maximum=50),
+        tracking_url=notes_r.string("tracking_url", NotificationSettings.tracking_url),
+        max_attempts=notes_r.integer("max_attempts", 3, minimum=1, maximum=50),
         customer=customer,
         seller=seller,
         conditions=tuple(conditions),
@@ -542,14 +542,14 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
     chan_r = root.sub("channels")
     mail_r = chan_r.sub("email")
     email = EmailChannelSettings(
-        host=mail_r.str("host", "localhost"),
-        port=mail_r.int("port", 25, minimum=1, maximum=65535),
-        username=mail_r.str("username", ""),
+        host=mail_r.string("host", "localhost"),
+        port=mail_r.integer("port", 25, minimum=1, maximum=65535),
+        username=mail_r.string("username", ""),
         password=mail_r.secret("password"),
-        starttls=mail_r.bool("starttls", False),
-        ssl=mail_r.bool("ssl", False),
-        sender=mail_r.str("sender", EmailChannelSettings.sender),
-        templates=mail_r.str("templates", ""),
+        starttls=mail_r.boolean("starttls", False),
+        ssl=mail_r.boolean("ssl", False),
+        sender=mail_r.string("sender", EmailChannelSettings.sender),
+        templates=mail_r.string("templates", ""),
         timeout=mail_r.number("timeout", 30.0),
     )
     if email.ssl and email.starttls:
@@ -573,7 +573,7 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         bot_token=slack_r.secret("bot_token"),
         app_token=slack_r.secret("app_token"),
         admins=slack_r.str_list("admins", ()),
-        api_base_url=slack_r.str("api_base_url", SlackBotSettings.api_base_url),
+        api_base_url=slack_r.string("api_base_url", SlackBotSettings.api_base_url),
     )
     slack_r.done()
 

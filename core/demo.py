@@ -175,7 +175,7 @@ async def _print_changes(
         except TimeoutError:
             return
         seen.append(change)
-        if change.kind != "shipment" or change.status is None:
+        if change.kind != "shipment" or change.status is None or change.number is None:
             continue
         if last.get(change.number) == change.status.display:
             continue

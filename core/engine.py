@@ -186,7 +186,7 @@ class Change:
     """One change for the front-ends: a shipment moved or a notification row changed."""
 
     kind: Literal["shipment", "notification"]
-    number: str
+    number: str | None  # None for a report's notification row (it is about no shipment)
     status: PackageStatus | None = None
     notification_id: int | None = None
     send_status: str | None = None
@@ -433,10 +433,10 @@ class Engine:
             now = self.clock()
             new_rows: list[NewShipment] = []
             for item in result.accepted:
-                req = wanted.get(item.number)
-                if req is None:
+                asked = wanted.get(item.number)
+                if asked is None:
                     continue
-                new_rows.append(self._new_shipment(req, item.carrier, now))
+                new_rows.append(self._new_shipment(asked, item.carrier, now))
                 accepted.append(item.number)
                 if item.origin == 3:
                     notes[item.number] = (
@@ -445,14 +445,14 @@ class Engine:
                     )
             for rej in result.rejected:
                 number = rej.number or ""
-                req = wanted.get(number)
-                if rej.error.code == ALREADY_REGISTERED and req is not None:
-                    new_rows.append(self._new_shipment(req, req.carrier, now))
+                asked = wanted.get(number)
+                if rej.error.code == ALREADY_REGISTERED and asked is not None:
+                    new_rows.append(self._new_shipment(asked, asked.carrier, now))
                     accepted.append(number)
                     notes[number] = "already registered at 17TRACK; now tracked here too"
                     continue
-                if req is not None:
-                    hint = carrier_params.explain_error(rej.error.code, req.carrier, params)
+                if asked is not None:
+                    hint = carrier_params.explain_error(rej.error.code, asked.carrier, params)
                     if hint:
                         rej = _rejected(number, rej.error.code, hint)
                 rejected.append(rej)

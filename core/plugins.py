@@ -67,7 +67,7 @@ async def await_me_maybe(value: T | Awaitable[T]) -> T:
     """``value``, awaited first when it is awaitable (a hook may be sync or async)."""
     if inspect.isawaitable(value):
         return await value
-    return value  # type: ignore[return-value]
+    return value
 
 
 @dataclass
@@ -101,7 +101,14 @@ class _Manager(pluggy.PluginManager):
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and name.startswith(f"{PROJECT}_"):
             if inspect.isfunction(inspect.getattr_static(plugin, name, None)):
-                return {}  # type: ignore[typeddict-item]  # pluggy fills in the defaults
+                return pluggy.HookimplOpts(
+                    wrapper=False,
+                    hookwrapper=False,
+                    optionalhook=False,
+                    tryfirst=False,
+                    trylast=False,
+                    specname=None,
+                )
         return opts
 
 
@@ -298,7 +305,7 @@ class PluginHost:
             "trackops_register_predicates", {"settings": self.settings}, self._predicate_register
         )
         self._call_each("trackops_register_carrier_params", {}, self._param_register)
-        params = {}
+        params: dict[str, int] = {}
         for param in self._carrier_params:
             plugin = self._origin[("carrier param", (param.carrier, param.kind))]
             params[plugin] = params.get(plugin, 0) + 1

@@ -728,7 +728,8 @@ def _shipment(row: sa.Row[Any]) -> ShipmentRecord:
     return ShipmentRecord(**{_SHIPMENT_FIELDS.get(k, k): v for k, v in values.items()})
 
 
-def _notification(values: Mapping[str, Any]) -> NotificationRecord:
+def _notification(values: Mapping[Any, Any]) -> NotificationRecord:
+    # Mapping[Any, Any]: a row's RowMapping (keys may be columns too) or a plain dict
     return NotificationRecord(
         id=values["id"],
         created_at=values["created_at"],
@@ -806,6 +807,14 @@ def _sqlite_insert(
     return columns, f"INSERT INTO {table.name} ({quoted}) VALUES ({marks})", tuple(converters)
 
 
+async def _driver_connection(conn: AsyncConnection) -> Any:
+    """The driver's own connection under ``conn`` (aiosqlite's), for driver-level statements."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is None:
+        raise StoreError("the database connection is closed")
+    return driver
+
+
 class _Dialect:
     """Everything that differs between SQLite and PostgreSQL, in one place."""
 
@@ -864,7 +873,7 @@ class _Dialect:
         deadline = loop.time() + _SQLITE_BUSY_TIMEOUT_MS / 1000
         delay = 0.001
         async with engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
+            driver = await _driver_connection(conn)
             while True:
                 try:
                     async with driver.execute("PRAGMA journal_mode=WAL"):
@@ -897,7 +906,7 @@ class _Dialect:
                 raise RuntimeError("insert_with_ids needs a write transaction (Store._write)")
             # Driver-level executemany in the same transaction: SQLAlchemy's per-row bind
             # processing was most of the cost of the hot inserts (inbox, notifications).
-            driver = (await conn.get_raw_connection()).driver_connection
+            driver = await _driver_connection(conn)
             cursor = await driver.execute(f"SELECT max(id) FROM {table.name}")
             (last,) = await cursor.fetchone()
             first = (last or 0) + 1

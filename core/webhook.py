@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeAlias
 
 from aiohttp import web
 from trackops.core import queries
@@ -130,15 +131,16 @@ SETTINGS = web.AppKey("settings", Settings)
 WRITER = web.AppKey("writer", InboxWriter)
 STATS = web.AppKey("stats", ListenerStats)
 INBOX_EVENT = web.AppKey("inbox_event", asyncio.Event)
-ALLOWED = web.AppKey("allowed", list)
-TRUSTED = web.AppKey("trusted", list)
+_Networks: TypeAlias = Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+ALLOWED: web.AppKey[_Networks] = web.AppKey("allowed", list)
+TRUSTED: web.AppKey[_Networks] = web.AppKey("trusted", list)
 
 
 def _networks(values: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(v, strict=False) for v in values]
 
 
-def client_address(request: web.Request, trusted: Sequence[ipaddress._BaseNetwork]) -> str:
+def client_address(request: web.Request, trusted: _Networks) -> str:
     """The client's address: the peer, or X-Forwarded-For's last untrusted hop behind a proxy."""
     peer = request.remote or ""
     if not trusted or not _in(peer, trusted):
@@ -151,7 +153,7 @@ def client_address(request: web.Request, trusted: Sequence[ipaddress._BaseNetwor
     return hops[0] if hops else peer
 
 
-def _in(address: str, networks: Sequence[ipaddress._BaseNetwork]) -> bool:
+def _in(address: str, networks: _Networks) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

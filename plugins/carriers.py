@@ -352,8 +352,9 @@ def format_extra_param(
         if country_value is None:
             raise ValueError(f"{_label(carrier, rows)} needs the destination country")
         country = _format_one("dest_country", country_value, by_kind.get("dest_country"))
-        postal = given.get("postal_code")
-        return _combined(country, _format_postal(str(postal)) if postal is not None else None)
+        postal_value = given.get("postal_code")
+        postal_code = _format_postal(str(postal_value)) if postal_value is not None else None
+        return _combined(country, postal_code)
     if rows:
         for row in rows:  # table order decides between alternatives
             if row.kind in given:

@@ -169,11 +169,11 @@ class DiscordChannel:
                     await asyncio.sleep(wait)
                     continue
                 raise ChannelError(f"Discord rate limit: retry after {wait:g}s", retryable=True)
-            detail = body.get("message") if isinstance(body, dict) else None
+            said = body.get("message") if isinstance(body, dict) else None
             code = body.get("code") if isinstance(body, dict) else None
             reason = f"Discord answered {status}"
-            if detail:
-                reason += f": {detail}" + (f" (code {code})" if code else "")
+            if said:
+                reason += f": {said}" + (f" (code {code})" if code else "")
             elif text:
                 reason += f": {text[:200]}"
             raise ChannelError(self._scrub(reason), retryable=status >= 500)

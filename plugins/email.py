@@ -238,9 +238,9 @@ class EmailChannel:
         if errors:
             # Some recipients accepted, some refused: retrying would send the message twice
             # to the ones who got it, so this is a final failure that names the refused ones.
-            refused = "; ".join(f"{r.code} {r.message} for {a}" for a, r in errors.items())
+            refusals = "; ".join(f"{r.code} {r.message} for {a}" for a, r in errors.items())
             accepted = ", ".join(a for a in recipients if a not in errors)
-            reason = f"delivered to {accepted}; refused: {refused}"
+            reason = f"delivered to {accepted}; refused: {refusals}"
             raise ChannelError(self._scrub(reason), retryable=False)
 
     async def aclose(self) -> None:

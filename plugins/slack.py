@@ -202,6 +202,7 @@ class SlackChannel:
         raise ChannelError(self._scrub(reason), retryable=retryable)
 
     async def _post_message(self, text: str, blocks: list[dict[str, Any]]) -> None:
+        assert self._channel is not None  # __init__: a bot token comes with a channel
         if self._client is None:
             self._client = AsyncWebClient(
                 token=self._token,
