@@ -394,8 +394,9 @@ class Engine:
                 notes.setdefault(number, "given more than once; registered once")
                 continue
             if req.email:
-                req = dataclasses.replace(req, email=req.email.strip())
-                problem = email_problem(req.email)
+                email = req.email.strip()
+                req = dataclasses.replace(req, email=email)
+                problem = email_problem(email)
                 if problem is not None:
                     rejected.append(_rejected(number, -18010011, problem))
                     continue
