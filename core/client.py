@@ -32,7 +32,7 @@ import inspect
 import logging
 import random
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
@@ -75,6 +75,7 @@ __all__ = [
     "BatchResult",
     "Progress",
     "TrackClient",
+    "TrackListPage",
     "rate_limiter",
     "shared_limiter",
 ]
@@ -83,6 +84,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+E = TypeVar("E", bound="wire.Envelope[Any] | wire.TrackListEnvelope")
 
 Progress = Callable[[int, int], object]
 """``progress(done, total)``; may return an awaitable, which is awaited."""
@@ -122,6 +124,34 @@ class ApiAuthError(Exception):
 
     def __init__(self, message: str = AUTH_MESSAGE) -> None:
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class TrackListPage:
+    """One page of ``/gettracklist``: its rows and where it sits among all matching rows.
+
+    ``page_total``/``data_total``/``page_size`` are 17TRACK's ``page`` object (``None`` when
+    the answer had none). Iterating a page iterates its rows.
+    """
+
+    entries: list[TrackListEntry]
+    page_no: int
+    page_total: int | None = None
+    data_total: int | None = None
+    page_size: int | None = None
+
+    @property
+    def has_next(self) -> bool:
+        """True when a later page exists (by ``page_total``; else when this page was full)."""
+        if self.page_total is not None:
+            return self.page_no < self.page_total
+        return self.page_size is not None and len(self.entries) >= self.page_size
+
+    def __iter__(self) -> Iterator[TrackListEntry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
 @dataclass
@@ -392,23 +422,33 @@ class TrackClient:
 
     async def get_track_list(
         self, query: TrackListQuery | None = None, *, page_no: int | None = None
-    ) -> list[TrackListEntry]:
+    ) -> TrackListPage:
         """``/gettracklist``: one page of registered numbers matching ``query``'s filters.
 
-        ``page_no`` overrides ``query.page_no``. Raises ``TrackApiError`` when 17TRACK
-        reports an error in the filters.
+        ``page_no`` overrides ``query.page_no``. The result keeps 17TRACK's ``page`` object
+        (``page_total``, ``data_total``), so a caller can ask for the next page while
+        ``has_next``. Raises ``TrackApiError`` when 17TRACK reports an error in the filters.
         """
         query = query if query is not None else TrackListQuery()
         if page_no is not None:
             query = msgspec.structs.replace(query, page_no=page_no)
         if query.number is not None:
             wire.validate_number(query.number)
-        data, _ = await self._request(PATHS["get_track_list"], query, TrackListEntry)
-        errors = _errors_of(data.errors)
-        if errors:
-            code, message = errors[0]
-            raise TrackApiError(code, message)
-        return list(data.accepted)
+        envelope, _ = await self._send(
+            PATHS["get_track_list"], wire.encode(query), wire.decode_track_list
+        )
+        error = envelope.api_error()
+        if error is not None:
+            raise error
+        data = envelope.data or wire.TrackListData()
+        page = data.page or wire.TrackListPage()
+        return TrackListPage(
+            entries=list(data.accepted),
+            page_no=page.page_no or query.page_no or 1,
+            page_total=page.page_total,
+            data_total=page.data_total,
+            page_size=page.page_size,
+        )
 
     # ------------------------------------------------------------------ batching
 
@@ -490,7 +530,19 @@ class TrackClient:
         self, path: str, body: Any, result_type: type[R]
     ) -> tuple[wire.BatchData[R], int]:
         """POST ``body`` to ``path`` with retries; the answer's data and the requests spent."""
-        payload = wire.encode(body)
+
+        def decode(raw: bytes) -> wire.Envelope[R]:
+            return wire.decode_envelope(raw, result_type)
+
+        envelope, attempts = await self._send(path, wire.encode(body), decode)
+        error = envelope.api_error()
+        if error is not None:
+            raise error
+        data = envelope.data if envelope.data is not None else wire.BatchData()
+        return data, attempts
+
+    async def _send(self, path: str, payload: bytes, decode: Callable[[bytes], E]) -> tuple[E, int]:
+        """POST ``payload`` to ``path`` with retries; the decoded answer and requests spent."""
         url = self._base_url + path
         attempts = 0
 
@@ -506,7 +558,7 @@ class TrackClient:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    envelope = await self._attempt(url, path, payload, result_type)
+                    envelope = await self._attempt(url, path, payload, decode)
         except _Retryable as exc:
             plural = "attempt" if attempts == 1 else "attempts"
             raise ApiUnavailable(
@@ -515,17 +567,11 @@ class TrackClient:
                     f"({path}): {exc.reason}"
                 )
             ) from None
-
-        if envelope.code != 0:
-            errors = _errors_of(envelope.data.errors if envelope.data else None)
-            message = next((m for c, m in errors if c == envelope.code and m), None)
-            raise TrackApiError(envelope.code, message or wire.error_message(envelope.code))
-        data = envelope.data if envelope.data is not None else wire.BatchData()
-        return data, attempts
+        return envelope, attempts
 
     async def _attempt(
-        self, url: str, path: str, payload: bytes, result_type: type[R]
-    ) -> wire.Envelope[R]:
+        self, url: str, path: str, payload: bytes, decode: Callable[[bytes], E]
+    ) -> E:
         session = self._ensure_session()
         await self._get_limiter().acquire()
         headers = {"17token": _reveal(self._api), "Content-Type": "application/json"}
@@ -557,15 +603,16 @@ class TrackClient:
                 self._scrub(f"17TRACK API at {self._host} answered HTTP {status} for {path}{hint}")
             )
         try:
-            envelope = wire.decode_envelope(body, result_type)
+            envelope = decode(body)
         except wire.WireError as exc:
             raise ApiUnavailable(
                 self._scrub(
                     f"17TRACK API at {self._host} sent an unreadable answer for {path}: {exc}"
                 )
             ) from None
-        if envelope.code in wire.RETRYABLE_CODES:
-            raise _Retryable(f"code {envelope.code} ({wire.error_message(envelope.code)})")
+        error = envelope.api_error()
+        if error is not None and error.code in wire.RETRYABLE_CODES:
+            raise _Retryable(f"code {error.code} ({error.message})")
         return envelope
 
     # ------------------------------------------------------------------ retry helpers
@@ -616,19 +663,6 @@ def _key_carrier(item: RegisterItem | NumberItem) -> tuple[Any, ...]:
 
 def _key_change_carrier(item: ChangeCarrierItem) -> tuple[Any, ...]:
     return (item.number, item.carrier_old, item.final_carrier_old)
-
-
-def _errors_of(errors: Any) -> list[tuple[int, str]]:
-    """``data.errors`` as (code, message) pairs, whatever shape 17TRACK used."""
-    if not errors:
-        return []
-    items: Iterable[Any] = errors if isinstance(errors, list) else [errors]
-    out: list[tuple[int, str]] = []
-    for item in items:
-        if isinstance(item, dict) and isinstance(item.get("code"), int):
-            message = item.get("message")
-            out.append((item["code"], message if isinstance(message, str) else ""))
-    return out
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -953,7 +953,7 @@ class SandboxState:
         self._scripts: dict[str, dict[str, Any]] = {}
         self._outbox: list[_Push] = []
         self._push_seq = 0
-        self._failures: deque[tuple[int, int | None]] = deque()
+        self._failures: deque[tuple[int, int | None, int | None]] = deque()
         self._window: deque[float] = deque()
         self._wakeup: asyncio.Event | None = None
         self._pushed = asyncio.Event()
@@ -973,12 +973,16 @@ class SandboxState:
         self.tick()
         self._wake()
 
-    def fail_next(self, status: int, count: int = 1, code: int | None = None) -> None:
+    def fail_next(
+        self, status: int, count: int = 1, code: int | None = None, *, top_code: int | None = None
+    ) -> None:
         """The next ``count`` API requests answer HTTP ``status`` (e.g. 429, 503), or HTTP 200
-        with envelope code ``code`` (e.g. -18010003) when ``code`` is given."""
+        with envelope code ``code`` (e.g. -18010003) when ``code`` is given. ``top_code``
+        puts ``code`` only in ``data.errors`` under that other top-level code, as 17TRACK
+        sometimes does (``{"code": 401, "data": {"errors": [{"code": -18010002, ...}]}}``)."""
         if code is None and status == 200:
             raise ValueError("fail_next(200) needs an envelope code")
-        self._failures.extend([(status, code)] * count)
+        self._failures.extend([(status, code, top_code)] * count)
 
     def script(
         self,
@@ -1048,8 +1052,13 @@ class SandboxState:
         if token != self.config.key:
             return 401, error_envelope(-18010002)
         if self._failures:
-            status, code = self._failures.popleft()
-            return status, error_envelope(code) if code is not None else None
+            status, code, top_code = self._failures.popleft()
+            if code is None:
+                return status, None
+            answer = error_envelope(code)
+            if top_code is not None:
+                answer["code"] = top_code
+            return status, answer
         now = self._monotonic()
         while self._window and now - self._window[0] >= 1.0:
             self._window.popleft()
@@ -1339,7 +1348,16 @@ class SandboxState:
                 continue
             rows.append(_list_row(reg, now, status))
         start = ((page or 1) - 1) * LIST_PAGE_SIZE
-        return {"code": 0, "data": {"accepted": rows[start : start + LIST_PAGE_SIZE]}}
+        page_info = {
+            "data_total": len(rows),
+            "page_total": -(-len(rows) // LIST_PAGE_SIZE),
+            "page_no": page or 1,
+            "page_size": LIST_PAGE_SIZE,
+        }
+        return {
+            "code": 0,
+            "data": {"accepted": rows[start : start + LIST_PAGE_SIZE], "page": page_info},
+        }
 
     # ------------------------------------------------------------------ helpers
 

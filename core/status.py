@@ -11,34 +11,60 @@ Pure: no I/O and no clock (``now`` is an argument), so every rule is tested with
 # ``transition.applies``, and hands the transition to the rules, which send nothing unless
 # ``transition.notifies``.
 #
-# A shipment's state is its main package status (17TRACK's ``e``), the time of its latest event
-# (``z0``), 17TRACK's content hash (``hs``) and whether tracking data was ever applied
-# (``synced``). A newly registered shipment is Not found and unsynced.
+# A shipment's state is its main package status (17TRACK's ``e``), its latest event (``z0``:
+# its time, and its identity, the raw time string and description), 17TRACK's ``hs``, the
+# latest last-tracked time (``ylt1``/``ylt2``/``ylt9``), how many events it had, and whether
+# tracking data was ever applied (``synced``). A newly registered shipment is Not found and
+# unsynced.
+#
+# What real 17TRACK data does, and so what this machine may not assume:
+#
+# * ``hs`` is the hash of the latest EVENT, not of the status: 17TRACK changes ``e`` without a
+#   new event (Expired is set that way), so the same ``hs`` with another ``e`` is a change.
+# * Event times are each carrier's local clock with no zone: a Los Angeles event at 00:00 can
+#   follow a Shanghai event at 10:00 the same day. Event times are never compared with each
+#   other to order updates. The last-tracked times (``ylt*``) are 17TRACK's own clock, one
+#   clock for every parcel, so they may be compared.
+# * Undocumented status codes appear: they are kept and stored like any status, but nobody is
+#   notified of a code nobody can explain (the next documented status notifies as usual).
 #
 # For one update:
 #
 # * First sync: nothing was ever applied (no stored state, or ``synced`` is false). The old
 #   status is Not found whatever was stored, so a first sync showing In transit is a change
 #   from Not found, and a first sync showing Not found is no change.
-# * Duplicate: the same content again (synced, and ``hs`` equal to the stored ``hs``). 17TRACK
-#   retries pushes after 10, 30 and 60 minutes; a duplicate is neither applied nor notified.
-# * Out of order: the update's latest event (``z0``) is strictly older than the stored one; it
-#   would move the shipment back, so it is neither applied nor notified. Only real ``z0`` event
-#   times are compared: when either time is unknown (missing or unparseable) the update is not
-#   out of order. An equal time with a different hash applies (17TRACK revised the data).
+# * Same latest event: equal ``hs`` (when both have one), else an equal identity (raw time
+#   and description) of ``z0``.
+#   - with the same status, a duplicate: 17TRACK retries pushes after 10, 30 and 60 minutes,
+#     and a sync finds what a push brought. Neither applied nor notified. Except when its
+#     last-tracked time is later than the stored one: then it applies without a change (so
+#     nothing is notified), because the stored last-tracked time is what tells a later
+#     status-only change from an old copy of an earlier one.
+#   - with another status, a status change without a new event (Expired), which applies;
+#     unless its last-tracked time is older than the stored one: then it is an old copy that
+#     arrived late, out of order.
+# * Another latest event: the update is newer when its event lists (``z1``, ``z2``, ``z9``)
+#   contain the stored latest event as an older entry: carriers only add events, so a newer
+#   history holds the older one. Otherwise the two histories are compared by what is
+#   comparable: an older last-tracked time means older (out of order), a newer one means
+#   newer; without those, an update with fewer events than stored is older. Anything still
+#   undecided applies (17TRACK revised the history; it is the latest word we have).
+# * An update with no latest event at all is judged by the same comparable facts: it is
+#   older when its last-tracked time or its smaller event count says so.
 # * Applies = not a duplicate and not out of order: the new state replaces the stored one.
-# * Notifies = applies, the main status changed, not stale, and not a first sync that is
-#   already Delivered. These are the notification rules of 17TRACK, to the letter:
-#   "triggered only when the main logistics status of a package changes", "not ... [when] the
-#   latest logistics tracking time is more than 7 days from the current time", "not ... [when]
-#   its first captured status is Delivered". They hold for every condition, default or custom.
+# * Notifies = applies, the main status changed to a documented status, not stale, and not a
+#   first sync that is already Delivered. These are the notification rules of 17TRACK, to the
+#   letter: "triggered only when the main logistics status of a package changes", "not ...
+#   [when] the latest logistics tracking time is more than 7 days from the current time",
+#   "not ... [when] its first captured status is Delivered". They hold for every condition,
+#   default or custom.
 # * Stale: ``now - event_time > stale_after`` (strictly more: exactly 7 days is not stale).
-#   ``event_time`` is the latest event's time (``z0``); when ``z0`` is missing or its time
-#   cannot be parsed (the reference warns event times may be invalid) it falls back to the
-#   most recent last-tracked time (``ylt1``/``ylt2``/``ylt9``; the 2079-01-01 sentinel means
-#   no time). With neither, the update is not stale: we cannot show the information is old,
-#   and the rules' purpose is to stop old news, not to drop news whose age is unknown. Times
-#   are naive and read as UTC.
+#   ``event_time`` is the latest event's time (``z0``) read as UTC (the contract's rule; a
+#   few hours of zone make no difference at 7 days); when ``z0`` is missing or its time cannot
+#   be parsed (the reference warns event times may be invalid) it falls back to the most
+#   recent last-tracked time (the 2079-01-01 sentinel means no time). With neither, the
+#   update is not stale: we cannot show the information is old, and the rules' purpose is to
+#   stop old news, not to drop news whose age is unknown.
 #
 # TRACKING_STOPPED pushes change only the tracking state (active/stopped), never the package
 # status: they do not go through ``decide`` and never cause a status notification.
@@ -48,26 +74,61 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from trackops.core.wire import PackageStatus, TrackInfo
+from trackops.core.wire import Event, PackageStatus, TrackInfo
 
-__all__ = ["StoredState", "Transition", "decide", "event_time_of", "next_state"]
+__all__ = [
+    "EventKey",
+    "StoredState",
+    "Transition",
+    "decide",
+    "event_count",
+    "event_key",
+    "event_time_of",
+    "next_state",
+]
 
 _NOT_FOUND = PackageStatus.NOT_FOUND
 _DELIVERED = PackageStatus.DELIVERED
+
+
+EventKey = tuple[str | None, str | None]
+"""An event's identity: its raw time string (``a``) and description (``z``)."""
+
+
+def event_key(event: Event | None) -> EventKey | None:
+    """``event``'s identity, or ``None`` for no event (``null`` or ``{}``)."""
+    if event is None or not (event.time_raw or event.description):
+        return None
+    return (event.time_raw or None, event.description or None)
+
+
+def event_count(info: TrackInfo) -> int:
+    """How many events ``info`` holds over all carriers."""
+    return (
+        len(info.first_carrier_events)
+        + len(info.second_carrier_events)
+        + len(info.ecommerce_events)
+    )
 
 
 @dataclass(frozen=True)
 class StoredState:
     """What the store remembers of a shipment between updates.
 
-    ``latest_event_time`` is the time of the latest event (``z0``) as naive UTC; ``synced`` is
-    false until the first tracking data was applied.
+    ``latest_event_time`` is the time of the latest event (``z0``) as naive UTC and
+    ``latest_event`` its identity (raw time, description); ``last_tracked`` is the latest
+    ``ylt*`` time (17TRACK's clock); ``event_count`` the number of events of the stored
+    history; ``synced`` is false until the first tracking data was applied. ``None`` means
+    unknown (rows stored before these were kept).
     """
 
     package_status: PackageStatus
     latest_event_time: datetime | None
     hash: int | None
     synced: bool
+    latest_event: EventKey | None = None
+    last_tracked: datetime | None = None
+    event_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,11 +158,13 @@ class Transition:
 
     @property
     def notifies(self) -> bool:
-        """Applies, the main status changed, not stale, and not a first sync showing Delivered."""
+        """Applies, the main status changed to a documented one, not stale, and not a first
+        sync showing Delivered."""
         return (
             self.status_changed
             and not (self.duplicate or self.out_of_order or self.stale)
             and not (self.first_sync and self.new_status is _DELIVERED)
+            and self.new_status.is_known
         )
 
 
@@ -119,6 +182,46 @@ def event_time_of(info: TrackInfo) -> datetime | None:
     return info.last_tracked
 
 
+def _same_latest_event(stored: StoredState, info: TrackInfo, key: EventKey | None) -> bool:
+    if stored.hash is not None and info.hash is not None:
+        return stored.hash == info.hash
+    return key is not None and key == stored.latest_event
+
+
+def _tracked_later(stored: StoredState, info: TrackInfo) -> bool:
+    """True when ``info`` was tracked by 17TRACK after the stored update (its own clock)."""
+    new_tracked = info.last_tracked
+    return (
+        new_tracked is not None
+        and stored.last_tracked is not None
+        and new_tracked > stored.last_tracked
+    )
+
+
+def _older(stored: StoredState, info: TrackInfo, key: EventKey | None, same: bool) -> bool:
+    """True when ``info`` is older than what is stored (see the theory of operation)."""
+    new_tracked = info.last_tracked
+    if same:
+        return (
+            new_tracked is not None
+            and stored.last_tracked is not None
+            and new_tracked < stored.last_tracked
+        )
+    stored_key = stored.latest_event
+    if stored_key is not None and stored_key != key:
+        for events in (info.first_carrier_events, info.second_carrier_events):
+            for event in events:
+                if event_key(event) == stored_key:
+                    return False
+        for event in info.ecommerce_events:
+            if event_key(event) == stored_key:
+                return False
+    if new_tracked is not None and stored.last_tracked is not None:
+        if new_tracked != stored.last_tracked:
+            return new_tracked < stored.last_tracked
+    return stored.event_count is not None and event_count(info) < stored.event_count
+
+
 def decide(
     stored: StoredState | None,
     number: str,
@@ -130,7 +233,7 @@ def decide(
     """Decide what the update ``info`` means for the shipment ``number`` in state ``stored``.
 
     ``stored`` is ``None`` for a shipment the store does not know yet (a push for a number
-    registered outside trackops). ``now`` is naive UTC, like 17TRACK's event times.
+    registered outside trackops). ``now`` is naive UTC.
     """
     new_status = info.package_status
     latest = info.latest_event
@@ -144,13 +247,10 @@ def decide(
     else:
         first_sync = False
         old_status = stored.package_status
-        duplicate = info.hash is not None and info.hash == stored.hash
-        stored_time = stored.latest_event_time
-        out_of_order = (
-            new_latest_time is not None
-            and stored_time is not None
-            and new_latest_time < stored_time
-        )
+        key = event_key(latest)
+        same = _same_latest_event(stored, info, key)
+        duplicate = same and new_status == old_status and not _tracked_later(stored, info)
+        out_of_order = not duplicate and _older(stored, info, key, same)
     return Transition(
         number=number,
         old_status=old_status,
@@ -169,8 +269,8 @@ def next_state(stored: StoredState | None, transition: Transition, info: TrackIn
     """The state a shipment is in after ``transition`` (decided for ``info``).
 
     ``stored`` unchanged when the transition does not apply. When it applies and ``info`` has
-    no usable ``z0`` time, the stored event time is kept, so that a later, older update is still
-    recognised as out of order.
+    no usable ``z0`` time, the stored event time is kept (it is what the stale check of the
+    shipment's news showed last).
     """
     if not transition.applies:
         if stored is None:  # pragma: no cover - decide() never rejects a first sync
@@ -186,4 +286,7 @@ def next_state(stored: StoredState | None, transition: Transition, info: TrackIn
         latest_event_time=latest_time,
         hash=info.hash,
         synced=True,
+        latest_event=event_key(info.latest_event),
+        last_tracked=info.last_tracked,
+        event_count=event_count(info),
     )

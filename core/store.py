@@ -53,7 +53,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from trackops.core.rules import NotificationIntent
-from trackops.core.status import StoredState, Transition
+from trackops.core.status import EventKey, StoredState, Transition, event_count
 from trackops.core.wire import PackageStatus, TrackInfo, decode_track_info, encode
 
 __all__ = [
@@ -112,7 +112,14 @@ def _status(value: int | None) -> PackageStatus | None:
     if value is None:
         return None
     status = _STATUS_BY_CODE.get(value)
-    return status if status is not None else PackageStatus(value)
+    return status if status is not None else PackageStatus(value)  # an undocumented code
+
+
+def _stored_key(raw: str | None, description: str | None) -> EventKey | None:
+    """The stored latest event's identity, as ``status.event_key`` gives it."""
+    if not (raw or description):
+        return None
+    return (raw or None, description or None)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -201,6 +208,10 @@ shipments = sa.Table(
     sa.Column("destination_country", sa.Integer),
     # v4: the store's change sequence when this row last changed (the cross-process feed)
     sa.Column("change_seq", sa.BigInteger, nullable=False, default=0),
+    # v5: what ordering updates by their events needs besides the latest event (status.py):
+    # 17TRACK's last-tracked time (its own clock) and the number of events held
+    sa.Column("last_tracked_at", sa.DateTime),
+    sa.Column("event_count", sa.Integer),
 )
 
 inbox = sa.Table(
@@ -464,6 +475,13 @@ def _service_tables_v4(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def _add_ordering_facts_v5(conn: Connection) -> None:
+    """Version 5: shipments keep 17TRACK's last-tracked time and their event count."""
+    timestamp = sa.DateTime().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE shipments ADD COLUMN last_tracked_at {timestamp}")
+    conn.exec_driver_sql("ALTER TABLE shipments ADD COLUMN event_count INTEGER")
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     (1, "shipments, inbox, notifications", _create_v1),
     (2, "notifications.subject and notifications.body", _add_message_text_v2),
@@ -473,6 +491,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "change sequence, tombstones, audit, alert subscriptions, paging indexes",
         _service_tables_v4,
     ),
+    (5, "shipments.last_tracked_at and event_count", _add_ordering_facts_v5),
 )
 """Every schema step, in order. Append only: a released step never changes."""
 
@@ -513,6 +532,8 @@ class ShipmentRecord:
     destination_country: int | None
     info_json: str | None = field(default=None, repr=False)
     change_seq: int = field(default=0, repr=False)
+    last_tracked_at: datetime | None = None
+    event_count: int | None = None
 
     @cached_property
     def info(self) -> TrackInfo | None:
@@ -536,6 +557,9 @@ class ShipmentRecord:
             latest_event_time=self.latest_event_time,
             hash=self.hash,
             synced=self.synced,
+            latest_event=_stored_key(self.latest_event_raw, self.latest_event_description),
+            last_tracked=self.last_tracked_at,
+            event_count=self.event_count,
         )
 
     def to_json(self, carrier_name: Callable[[int | None], str] | None = None) -> dict[str, Any]:
@@ -1191,13 +1215,15 @@ class Store:
         unique = list(dict.fromkeys(numbers))
         c = shipments.c
         columns = (c.number, c.carrier, c.tag, c.order_number, c.email, c.package_status,
-                   c.synced, c.latest_event_time, c.hash)  # fmt: skip
+                   c.synced, c.latest_event_time, c.hash, c.latest_event_raw,
+                   c.latest_event_description, c.last_tracked_at, c.event_count)  # fmt: skip
         found: dict[str, ShipmentState] = {}
         async with self._read() as conn:
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start : start + _CHUNK]
                 result = await conn.execute(sa.select(*columns).where(c.number.in_(chunk)))
-                for number, carrier, tag, order, email, status, synced, when, hash_ in result:
+                for (number, carrier, tag, order, email, status, synced, when, hash_,
+                     raw, description, tracked, count) in result:  # fmt: skip
                     found[number] = ShipmentState(
                         number=number,
                         carrier=carrier,
@@ -1205,10 +1231,13 @@ class Store:
                         order_number=order,
                         email=email,
                         state=StoredState(
-                            package_status=_STATUS_BY_CODE[status],
+                            package_status=_STATUS_BY_CODE.get(status) or PackageStatus(status),
                             latest_event_time=when,
                             hash=hash_,
                             synced=bool(synced),
+                            latest_event=_stored_key(raw, description),
+                            last_tracked=tracked,
+                            event_count=count,
                         ),
                     )
         return found
@@ -1331,6 +1360,8 @@ class Store:
             last_push_at=sa.func.coalesce(
                 sa.bindparam("p_pushed", type_=sa.DateTime), shipments.c.last_push_at
             ),
+            last_tracked_at=sa.bindparam("p_last_tracked", type_=sa.DateTime),
+            event_count=sa.bindparam("p_event_count", type_=sa.Integer),
         )
     )
 
@@ -1382,6 +1413,8 @@ class Store:
                     "p_origin": info.origin_country,
                     "p_destination": info.destination_country,
                     "p_pushed": _naive(update.pushed_at),
+                    "p_last_tracked": info.last_tracked,
+                    "p_event_count": event_count(info),
                 }
             )
             if update.number not in new_rows:

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any, Final, Generic, TypeVar
 
 import msgspec
+import msgspec.inspect as mi
 
 __all__ = [
     "ERROR_MESSAGES",
@@ -47,7 +49,10 @@ __all__ = [
     "TrackExtension",
     "TrackInfo",
     "TrackInfoResult",
+    "TrackListData",
     "TrackListEntry",
+    "TrackListEnvelope",
+    "TrackListPage",
     "TrackListQuery",
     "TrackingStatus",
     "TrackingStopped",
@@ -57,8 +62,10 @@ __all__ = [
     "decode_push",
     "decode_push_data",
     "decode_track_info",
+    "decode_track_list",
     "encode",
     "error_message",
+    "errors_of",
     "parse_time",
     "push_signature",
     "validate_number",
@@ -72,11 +79,19 @@ MAX_BATCH: Final = 40
 NO_TIME: Final = "2079-01-01 00:00:00"
 """17TRACK's "this time is invalid" sentinel for the last-tracked times."""
 
+log = logging.getLogger("trackops.wire")
+
 _NUMBER_RE = re.compile(r"[A-Za-z0-9]{5,50}")
 
 
 class PackageStatus(IntEnum):
-    """Main package status (``e``). ``slug`` is the name used on the command line and in JSON."""
+    """Main package status (``e``). ``slug`` is the name used on the command line and in JSON.
+
+    17TRACK has sent codes outside the reference's table. Such a code is kept, not refused:
+    ``PackageStatus(60)`` is an *unknown* status (``is_known`` false) that compares, stores and
+    encodes as 60, shows as "Unknown (60)" and has the slug ``unknown``. Iterating the class
+    gives the seven documented statuses only.
+    """
 
     NOT_FOUND = 0
     IN_TRANSIT = 10
@@ -86,15 +101,32 @@ class PackageStatus(IntEnum):
     DELIVERED = 40
     ALERT = 50
 
+    @classmethod
+    def _missing_(cls, value: object) -> PackageStatus | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        member = _UNKNOWN_STATUSES.get(value)
+        if member is None:
+            member = int.__new__(cls, value)
+            member._name_ = f"UNKNOWN_{value}".replace("-", "MINUS_")
+            member._value_ = value
+            _UNKNOWN_STATUSES[value] = member
+        return member
+
+    @property
+    def is_known(self) -> bool:
+        """True for the reference's seven codes, false for an undocumented one."""
+        return self in _PACKAGE_DISPLAY
+
     @property
     def slug(self) -> str:
-        """``not_found``, ``in_transit``, ... as in the contract."""
-        return self.name.lower()
+        """``not_found``, ``in_transit``, ... as in the contract; ``unknown`` for other codes."""
+        return self.name.lower() if self in _PACKAGE_DISPLAY else "unknown"
 
     @property
     def display(self) -> str:
-        """The reference's display name: "Not found", "In transit", ..."""
-        return _PACKAGE_DISPLAY[self]
+        """The reference's display name: "Not found", "In transit", ...; "Unknown (60)"."""
+        return _PACKAGE_DISPLAY.get(self) or f"Unknown ({int(self)})"
 
     @classmethod
     def parse(cls, text: str | int) -> PackageStatus:
@@ -103,10 +135,9 @@ class PackageStatus(IntEnum):
         Raises ``ValueError`` naming the accepted values.
         """
         if isinstance(text, int) or (isinstance(text, str) and text.strip().lstrip("-").isdigit()):
-            try:
-                return cls(int(text))
-            except ValueError:
-                pass
+            status = cls._value2member_map_.get(int(text))
+            if status is not None:
+                return status  # type: ignore[return-value]
         else:
             key = text.strip().lower().replace(" ", "_").replace("-", "_")
             for status in cls:
@@ -115,6 +146,9 @@ class PackageStatus(IntEnum):
         names = ", ".join(f"{s.slug} ({s.value})" for s in cls)
         raise ValueError(f"unknown package status {text!r}; expected one of: {names}")
 
+
+_UNKNOWN_STATUSES: dict[int, PackageStatus] = {}
+"""Undocumented codes seen so far, one member each: ``PackageStatus(60) is PackageStatus(60)``."""
 
 _PACKAGE_DISPLAY: Final = {
     PackageStatus.NOT_FOUND: "Not found",
@@ -531,28 +565,256 @@ class Envelope(msgspec.Struct, Generic[T], omit_defaults=True):
     code: int = 0
     data: BatchData[T] | None = None
 
+    def api_error(self) -> TrackApiError | None:
+        """The error this answer reports, or ``None`` for code 0.
 
+        17TRACK sometimes puts the real code inside ``data.errors`` under another top-level
+        code (``{"code": 401, "data": {"errors": [{"code": -18010002, ...}]}}``): a top-level
+        code that is not in the reference's table then yields to the first code found there.
+        """
+        if self.code == 0:
+            return None
+        errors = errors_of(self.data.errors if self.data is not None else None)
+        code = self.code
+        if code not in ERROR_MESSAGES and errors:
+            code = errors[0][0]
+        message = next((m for c, m in errors if c == code and m), None)
+        return TrackApiError(code, message or error_message(code))
+
+
+def errors_of(errors: Any) -> list[tuple[int, str]]:
+    """``data.errors`` as (code, message) pairs, whatever shape 17TRACK used.
+
+    A list of ``{"code", "message"}`` objects or one such object; a code sent as a string of
+    digits is read as the number it spells; anything else is skipped.
+    """
+    if not errors:
+        return []
+    items = errors if isinstance(errors, list) else [errors]
+    out: list[tuple[int, str]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        code = _as_int(item.get("code"))
+        if code is None:
+            continue
+        message = item.get("message")
+        out.append((code, message if isinstance(message, str) else ""))
+    return out
+
+
+class TrackListPage(msgspec.Struct, omit_defaults=True):
+    """``data.page`` of ``/gettracklist``: where this page sits among all matching rows."""
+
+    data_total: int | None = None
+    page_total: int | None = None
+    page_no: int | None = None
+    page_size: int | None = None
+
+
+class TrackListData(msgspec.Struct, omit_defaults=True):
+    """``data`` of ``/gettracklist``: one page of rows, the page object and filter errors."""
+
+    accepted: list[TrackListEntry] = msgspec.field(default_factory=list)
+    page: TrackListPage | None = None
+    errors: Any = None
+
+
+class TrackListEnvelope(msgspec.Struct, omit_defaults=True):
+    """The whole ``/gettracklist`` answer."""
+
+    code: int = 0
+    data: TrackListData | None = None
+
+    def api_error(self) -> TrackApiError | None:
+        """As ``Envelope.api_error``, filter errors in ``data.errors`` included."""
+        errors = errors_of(self.data.errors if self.data is not None else None)
+        if self.code == 0 and not errors:
+            return None
+        code = self.code if self.code in ERROR_MESSAGES and self.code != 0 else None
+        if code is None:
+            code = errors[0][0] if errors else self.code
+        message = next((m for c, m in errors if c == code and m), None)
+        return TrackApiError(code, message or error_message(code))
+
+
+# --------------------------------------------------------------------------- tolerant decoding
+#
+# 17TRACK sends ``null``, ``""`` and ``{}`` where the reference promises a number, a list or an
+# object, digits in strings, and codes outside its tables. Decoding is strict and fast first;
+# only an answer that fails the strict pass is read again leniently, field by field against
+# the declared types: an empty value takes the field's default, digits become numbers, numbers
+# become strings, an item missing a required field (an accepted row without ``number``) is left
+# out, and every value that could not be used is named (``$.w1 = 'DHL'``) in one WARNING log
+# line. One odd field therefore never costs the rest of an answer, a push or a batch of 40.
+
+_DROP: Final = object()
+_INT_TEXT = re.compile(r"\s*-?\d+\s*")
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str | dict | list) and not value)
+
+
+def _lenient(value: Any, kind: mi.Type, path: str, dropped: list[str]) -> Any:
+    """``value`` made to fit ``kind`` as far as sensible, else ``_DROP`` (noted in ``dropped``)."""
+    if isinstance(kind, mi.AnyType | mi.RawType):
+        return value
+    if isinstance(kind, mi.UnionType):
+        allows_none = any(isinstance(t, mi.NoneType) for t in kind.types)
+        if value is None and allows_none:
+            return None
+        scratch: list[str] = []
+        for sub in kind.types:
+            if isinstance(sub, mi.NoneType):
+                continue
+            fitted = _lenient(value, sub, path, scratch)
+            if fitted is not _DROP:
+                dropped.extend(scratch)
+                return fitted
+        if allows_none:
+            if not _empty(value):
+                dropped.append(f"{path} = {value!r:.40}")
+            return None
+        dropped.extend(scratch)
+        return _DROP
+    fitted = _fit(value, kind, path, dropped)
+    if fitted is _DROP and not _empty(value) and not isinstance(kind, mi.StructType):
+        dropped.append(f"{path} = {value!r:.40}")
+    return fitted
+
+
+def _fit(value: Any, kind: mi.Type, path: str, dropped: list[str]) -> Any:
+    if isinstance(kind, mi.StrType):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return _DROP
+    if isinstance(kind, mi.IntType | mi.EnumType):
+        number = _as_int(value)
+        return _DROP if number is None else number
+    if isinstance(kind, mi.FloatType):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
+        return _DROP
+    if isinstance(kind, mi.BoolType):
+        if isinstance(value, bool):
+            return value
+        return value == 1 if value in (0, 1) else _DROP
+    if isinstance(kind, mi.NoneType):
+        return None if value is None else _DROP
+    if isinstance(kind, mi.ListType):
+        if not isinstance(value, list):
+            return _DROP
+        items = (_lenient(v, kind.item_type, f"{path}[{i}]", dropped) for i, v in enumerate(value))
+        return [item for item in items if item is not _DROP]
+    if isinstance(kind, mi.DictType):
+        return value if isinstance(value, dict) else _DROP
+    if isinstance(kind, mi.StructType):
+        if not isinstance(value, dict):
+            if not _empty(value):
+                dropped.append(f"{path} = {value!r:.40}")
+            return _DROP
+        out: dict[str, Any] = {}
+        for field in kind.fields:
+            if field.encode_name not in value:
+                if field.required:
+                    dropped.append(f"{path} (no {field.encode_name!r})")
+                    return _DROP
+                continue
+            fitted = _lenient(
+                value[field.encode_name], field.type, f"{path}.{field.encode_name}", dropped
+            )
+            if fitted is not _DROP:
+                out[field.encode_name] = fitted
+            elif field.required:
+                return _DROP
+        return out
+    return _DROP
+
+
+def _decode_leniently(body: bytes | str, target: Any, what: str) -> Any:
+    """Read ``body`` into ``target`` field by field (see above); ``WireError`` if not JSON."""
+    try:
+        raw = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise WireError(f"{what} could not be read: {exc}") from None
+    kind = _type_infos.get(target)
+    if kind is None:
+        kind = _type_infos[target] = mi.type_info(target)
+    dropped: list[str] = []
+    fitted = _lenient(raw, kind, "$", dropped)
+    if fitted is _DROP:
+        raise WireError(f"{what} could not be read: expected a JSON object")
+    if dropped:
+        log.warning(
+            "%s: unusable values left out (defaults kept): %s", what, "; ".join(dropped[:20])
+        )
+    try:
+        return msgspec.convert(fitted, target)
+    except msgspec.ValidationError as exc:  # pragma: no cover - _lenient fits every type
+        raise WireError(f"{what} could not be read: {exc}") from None
+
+
+_type_infos: dict[Any, mi.Type] = {}
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 
 def decode_envelope(body: bytes | str, item: type[T]) -> Envelope[T]:
-    """Decode an API answer whose accepted items are ``item``; ``WireError`` on bad JSON."""
+    """Decode an API answer whose accepted items are ``item``.
+
+    ``WireError`` only when the body is not a JSON object; odd fields are tolerated (see
+    "tolerant decoding").
+    """
     decoder = _decoders.get(item)
     if decoder is None:
         decoder = _decoders[item] = msgspec.json.Decoder(Envelope[item])  # type: ignore[valid-type]
     try:
         return decoder.decode(body)
+    except msgspec.ValidationError:
+        return _decode_leniently(body, Envelope[item], "17TRACK answer")  # type: ignore[valid-type]
     except msgspec.DecodeError as exc:
         raise WireError(f"17TRACK answer could not be read: {exc}") from None
+
+
+_track_list_decoder = msgspec.json.Decoder(TrackListEnvelope)
+
+
+def decode_track_list(body: bytes | str) -> TrackListEnvelope:
+    """Decode a ``/gettracklist`` answer (rows, ``page`` and ``errors``), tolerantly."""
+    try:
+        return _track_list_decoder.decode(body)
+    except msgspec.ValidationError:
+        return _decode_leniently(body, TrackListEnvelope, "17TRACK track list")
+    except msgspec.DecodeError as exc:
+        raise WireError(f"17TRACK track list could not be read: {exc}") from None
 
 
 _track_info_decoder = msgspec.json.Decoder(TrackInfo)
 
 
 def decode_track_info(body: bytes | str) -> TrackInfo:
-    """Decode a bare ``track`` object (as stored); ``WireError`` names the bad field."""
+    """Decode a bare ``track`` object (as stored), tolerating odd fields.
+
+    ``WireError`` only when the body is not a JSON object.
+    """
     try:
         return _track_info_decoder.decode(body)
+    except msgspec.ValidationError:
+        return _decode_leniently(body, TrackInfo, "tracking information")
     except msgspec.DecodeError as exc:
         raise WireError(f"tracking information could not be read: {exc}") from None
 
@@ -613,15 +875,44 @@ def decode_push(body: bytes) -> PushEnvelope:
 
 
 def decode_push_data(event: str, data: bytes) -> TrackingUpdated | TrackingStopped | None:
-    """Decode ``data`` of a push by its event; ``None`` for an event type we do not know."""
+    """Decode ``data`` of a push by its event; ``None`` for an event type we do not know.
+
+    Odd fields are tolerated (see "tolerant decoding"); ``WireError`` when ``data`` is not a
+    JSON object or has no usable ``number``. A ``track`` that is ``null``, ``""`` or ``{}``
+    reads as empty tracking information.
+    """
+    target: type[TrackingUpdated] | type[TrackingStopped]
+    if event == EVENT_TRACKING_UPDATED:
+        decoder: msgspec.json.Decoder[Any] = _updated_decoder
+        target = TrackingUpdated
+    elif event == EVENT_TRACKING_STOPPED:
+        decoder, target = _stopped_decoder, TrackingStopped
+    else:
+        return None
     try:
-        if event == EVENT_TRACKING_UPDATED:
-            return _updated_decoder.decode(data)
-        if event == EVENT_TRACKING_STOPPED:
-            return _stopped_decoder.decode(data)
+        return decoder.decode(data)  # type: ignore[no-any-return]
+    except msgspec.ValidationError:
+        pass
     except msgspec.DecodeError as exc:
         raise WireError(f"{event} push data could not be read: {exc}") from None
-    return None
+    decoded = _decode_leniently(data, _LenientPush, f"{event} push data")
+    if not decoded.number:
+        raise WireError(f"{event} push data could not be read: no tracking number")
+    if target is TrackingStopped:
+        return TrackingStopped(number=decoded.number, carrier=decoded.carrier, tag=decoded.tag)
+    return TrackingUpdated(
+        number=decoded.number, track=decoded.track or TrackInfo(), tag=decoded.tag,
+        carrier=decoded.carrier,
+    )  # fmt: skip
+
+
+class _LenientPush(msgspec.Struct):
+    """Either push's ``data`` with every field optional, for the tolerant pass."""
+
+    number: str = ""
+    track: TrackInfo | None = None
+    tag: str | None = None
+    carrier: int | None = None
 
 
 def push_signature(event: str, data: bytes, key: str) -> str:

@@ -46,9 +46,9 @@ async def tour(port: int, key: str) -> None:
         show("stoptrack", await client.stop_track([NumberItem(number=numbers[0])]))
         show("retrack", await client.retrack([NumberItem(number=numbers[0])]))
         show("retrack again", await client.retrack([NumberItem(number=numbers[0])]))
-        rows = await client.get_track_list(TrackListQuery(page_no=1))
-        print(f"\ngettracklist  {len(rows)} row(s)")
-        for row in rows:
+        page = await client.get_track_list(TrackListQuery(page_no=1))
+        print(f"\ngettracklist  page {page.page_no} of {page.page_total}, {page.data_total} row(s)")
+        for row in page:
             print(f"  {row.number} carrier {row.first_carrier} status {row.package_status}")
         show(
             "deleteTrack",

@@ -39,7 +39,11 @@ def make_info(
     description: str = "event",
     carrier: int = 3011,
 ) -> TrackInfo:
-    """A TrackInfo whose latest event happened at ``when``."""
+    """A TrackInfo whose latest event happened at ``when``.
+
+    ``hs`` is honest, as 17TRACK's: a hash of the latest event only (its time, place and
+    text), never of the status, so the same event with another status has the same ``hs``.
+    """
     raw = when.strftime("%Y-%m-%d %H:%M") if isinstance(when, datetime) else when
     event = Event(time_raw=raw, location="Shenzhen", description=description)
     return TrackInfo(
@@ -50,12 +54,19 @@ def make_info(
         latest_event=event,
         first_carrier_events=[event],
         first_last_tracked_raw=raw,
-        hash=hash if hash is not None else abs(hash_of(raw, int(status), description)),
+        hash=hash if hash is not None else event_hash(event),
     )
 
 
+def event_hash(event: Event | None) -> int | None:
+    """A stable stand-in for 17TRACK's ``hs``: the hash of the latest event, and of nothing else."""
+    if event is None:
+        return None
+    return hash_of(event.time_raw, event.location, event.location_detail, event.description)
+
+
 def hash_of(*parts: Any) -> int:
-    """A stable stand-in for 17TRACK's ``hs`` (hash of the latest event)."""
+    """A stable 31-bit hash of ``parts`` (17TRACK's ``hs`` is a positive 32-bit integer)."""
     return zlib.crc32(repr(parts).encode()) % 2**31
 
 

@@ -142,8 +142,9 @@ async def test_every_endpoint(client: TrackClient, sandbox: RunningSandbox) -> N
 
     listed = await client.get_track_list(TrackListQuery(number=number))
     assert [e.number for e in listed] == [number]
-    assert listed[0].tag == "order-42"
-    assert await client.get_track_list(TrackListQuery(number="ZZ999999999CN"), page_no=1) == []
+    assert listed.entries[0].tag == "order-42"
+    missing = await client.get_track_list(TrackListQuery(number="ZZ999999999CN"), page_no=1)
+    assert missing.entries == [] and missing.data_total == 0
 
     pushed = await client.push([NumberItem(number=number, carrier=3011)])
     assert [r.number for r in pushed.accepted] == [number]
@@ -189,7 +190,23 @@ async def test_get_track_list_pages(client: TrackClient) -> None:
     await client.register(numbers(5))
     first = await client.get_track_list(TrackListQuery(page_no=1))
     assert {e.number for e in first} >= set(numbers(5))
-    assert await client.get_track_list(page_no=1000) == []
+    assert first.page_no == 1 and first.data_total == len(first.entries)
+    assert not first.has_next
+    beyond = await client.get_track_list(page_no=1000)
+    assert beyond.entries == [] and beyond.page_no == 1000
+
+
+async def test_get_track_list_keeps_the_page_object_so_callers_can_page(
+    client: TrackClient,
+) -> None:
+    """Failed before: the answer's ``page`` was dropped, so nobody could tell a next page."""
+    await client.register(numbers(45))
+    first = await client.get_track_list(TrackListQuery(page_no=1))
+    assert (first.page_no, first.page_total, first.data_total) == (1, 2, 45)
+    assert first.has_next and len(first) == 40
+    second = await client.get_track_list(page_no=2)
+    assert not second.has_next
+    assert {e.number for e in [*first, *second]} == set(numbers(45))
 
 
 # --------------------------------------------------------------------------- local validation
@@ -440,6 +457,25 @@ async def test_envelope_error_raises_track_api_error(
     assert caught.value.message == message
     assert len(api_requests(sandbox)) == 1  # not retried
     assert_key_hidden(str(caught.value))
+
+
+async def test_the_real_code_under_another_top_level_code_is_reported(
+    client: TrackClient, sandbox: RunningSandbox
+) -> None:
+    """Failed before: reported as "Unknown error code 401"."""
+    sandbox.state.fail_next(200, count=1, code=-18010002, top_code=401)
+    with pytest.raises(TrackApiError) as caught:
+        await client.register(["RR123456789CN"])
+    assert (caught.value.code, caught.value.message) == (-18010002, "Access token is invalid.")
+    assert len(api_requests(sandbox)) == 1
+
+
+async def test_retry_later_under_another_top_level_code_is_retried(
+    client: TrackClient, sandbox: RunningSandbox
+) -> None:
+    sandbox.state.fail_next(200, count=1, code=-18010003, top_code=500)
+    result = await client.get_track_info(["RR123456789CN"])
+    assert result.requests == 2
 
 
 async def test_one_failing_batch_fails_the_call_once(

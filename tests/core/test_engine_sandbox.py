@@ -265,6 +265,52 @@ async def test_sync_moves_shipments_and_notifies_exactly_as_the_rules_say(
     assert len(await engine.store.history()) == 9
 
 
+async def test_one_undocumented_code_never_fails_its_batch_of_40(
+    engine: Engine, sandbox: RunningSandbox, channel: RecordingChannel
+) -> None:
+    """Failed before: the item with ``e`` 60 made the whole answer unreadable, so the sync of
+    all 40 shipments of its batch (and every batch after it) failed."""
+    numbers = [f"RR{i:09d}CN" for i in range(45)]
+    odd = numbers[7]
+    for number in numbers:
+        sandbox.state.script(number, [step(1, S.IN_TRANSIT)])
+    sandbox.state.script(
+        odd, [step(1, S.IN_TRANSIT, "Accepted"), step(1.5, S(60), "Customs declaration lodged")]
+    )
+    await register(engine, *numbers)
+    sandbox.state.advance(2 * HOUR)
+    outcome = await engine.sync()
+    assert (outcome.asked, outcome.applied, outcome.rejected) == (45, 45, [])
+    assert outcome.requests == 2  # two batches, both read
+    record = await engine.store.get_shipment(odd)
+    assert record is not None
+    assert int(record.status) == 60 and record.status.display == "Unknown (60)"
+    assert record.to_json()["status_code"] == 60 and record.to_json()["status"] == "unknown"
+    assert record.info is not None
+    assert [e.description for e in record.info.all_events] == [
+        "Customs declaration lodged",
+        "Accepted",
+    ]
+    # Everyone else moved and was told; nobody was told of a code nobody can explain.
+    assert outcome.notifications == 44
+    history = await engine.store.history(search=odd)
+    assert [(r.from_status, r.to_status) for r in history] == []
+    # The next documented status is news as usual.
+    sandbox.state.script(
+        odd,
+        [
+            step(1, S.IN_TRANSIT, "Accepted"),
+            step(1.5, S(60), "Customs declaration lodged"),
+            step(2.5, S.DELIVERED, "Delivered"),
+        ],
+    )
+    sandbox.state.advance(1 * HOUR)
+    again = await engine.sync(numbers=[odd])
+    assert (again.applied, again.notifications) == (1, 1)
+    history = await engine.store.history(search=odd)
+    assert [(r.from_status, r.to_status) for r in history] == [(S(60), S.DELIVERED)]
+
+
 async def test_stale_information_moves_the_shipment_but_notifies_no_one(
     engine: Engine, sandbox: RunningSandbox, channel: RecordingChannel
 ) -> None:

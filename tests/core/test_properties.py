@@ -2,14 +2,19 @@
 
 17TRACK retries a push after 10, 30 and 60 minutes and gives no ordering guarantee. DESIGN.md:
 "the same push applied twice notifies once, and an older push never moves a shipment back".
-One shipment's updates are generated with strictly increasing event times; every update is
-delivered at least once, some several times, in any order, and folded through ``decide``
-(keeping ``next_state`` whenever the transition applies), then compared with the ordered
-delivery.
+One shipment's updates are generated as 17TRACK sends them: each carries the whole history so
+far (newest first), ``hs`` is the hash of the latest event (or absent), event times are the
+local clocks of carriers in different zones (so a later event can read earlier: Shanghai
+UTC+8, then Los Angeles UTC-8), and ``ylt1`` is 17TRACK's own clock (in some stories only).
+With ``ylt1``, some steps change only the status (an Expired verdict: same event, same ``hs``).
+Every update is delivered at least once, some several times, in any order, and folded through
+``decide`` (keeping ``next_state`` whenever the transition applies), then compared with the
+ordered delivery.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -38,7 +43,16 @@ class Story:
 
     @property
     def times(self) -> list[datetime]:
+        """Each update's latest event time as the carrier wrote it (read as UTC)."""
         return [u.latest_event.time for u in self.updates]  # type: ignore[union-attr,misc]
+
+
+ZONES = (8, 8, 9, 1, 0, -5, -8)
+"""Carrier clocks, hours from UTC: Shanghai, Tokyo, Paris, London, New York, Los Angeles."""
+
+
+def honest_hash(event: Event) -> int:
+    return zlib.crc32(f"{event.time_raw}|{event.description}".encode()) & 0x7FFFFFFF
 
 
 @st.composite
@@ -56,24 +70,42 @@ def stories(
     gaps = draw(
         st.lists(st.integers(1, max_gap_minutes), min_size=len(statuses), max_size=len(statuses))
     )
-    # Most updates carry 17TRACK's hash; some do not (then only the times can tell).
-    hashed = draw(st.lists(st.booleans(), min_size=len(statuses), max_size=len(statuses)))
+    size = len(statuses)
+    # Most updates carry 17TRACK's hash; some do not (then the events themselves tell).
+    hashed = draw(st.lists(st.booleans(), min_size=size, max_size=size))
+    zones = draw(st.lists(st.sampled_from(ZONES), min_size=size, max_size=size))
+    with_ylt = draw(st.booleans())
+    # A verdict changes the status with no new event; only 17TRACK's clock can order those.
+    verdicts = draw(st.lists(st.booleans(), min_size=size, max_size=size)) if with_ylt else []
     when = START
-    updates = []
-    for index, (status, gap, has_hash) in enumerate(zip(statuses, gaps, hashed, strict=True)):
+    updates: list[TrackInfo] = []
+    events: list[Event] = []
+    latest_hash: int | None = None
+    for index, (status, gap, has_hash, zone) in enumerate(
+        zip(statuses, gaps, hashed, zones, strict=True)
+    ):
         when += timedelta(minutes=gap)
+        if not (events and verdicts and verdicts[index]):
+            local = when + timedelta(hours=zone)
+            events.insert(
+                0, Event(time_raw=local.strftime("%Y-%m-%d %H:%M"), description=f"event {index}")
+            )
+            latest_hash = honest_hash(events[0]) if has_hash else None
         updates.append(
             TrackInfo(
                 package_status=status,
-                latest_event=Event(time_raw=when.strftime("%Y-%m-%d %H:%M"), description="e"),
-                hash=1000 + index if has_hash else None,
+                latest_event=events[0],
+                first_carrier_events=list(events),
+                hash=latest_hash,
+                first_last_tracked_raw=when.strftime("%Y-%m-%d %H:%M:%S") if with_ylt else None,
             )
         )
     count = len(updates)
     repeats = draw(st.lists(st.integers(0, count - 1), max_size=2 * count))
     delivery = draw(st.permutations([*range(count), *repeats]))
     start = draw(st.sampled_from([REGISTERED, None]))
-    now = when + timedelta(minutes=draw(st.integers(*now_after)))
+    latest_local = max(u.latest_event.time for u in updates)  # type: ignore[union-attr,type-var]
+    now = latest_local + timedelta(minutes=draw(st.integers(*now_after)))
     return Story(updates, list(delivery), start, now)
 
 
@@ -112,17 +144,17 @@ def check_common(story: Story) -> tuple[list[Transition], list[tuple[int, Transi
     # One update notifies at most once, however often it is delivered.
     indices = [i for i, _ in notified]
     assert len(indices) == len(set(indices))
-    # No notification moves the shipment back: each is about a newer event than the last.
-    notified_times = [story.times[i] for i in indices]
-    assert notified_times == sorted(notified_times)
-    # A shipment never moves back at all: applied updates are never older than the state.
+    # No notification moves the shipment back: each is about a newer update than the last.
+    assert indices == sorted(indices)
+    # A shipment never moves back at all: applied updates are never older than the state
+    # (order is the updates' real order, which their local event times do not show).
     newest = None
     for index, transition in shuffled:
         if transition.applies:
-            assert newest is None or story.times[index] >= newest
-            newest = story.times[index]
+            assert newest is None or index >= newest
+            newest = index
         elif not transition.duplicate:
-            assert transition.out_of_order and story.times[index] < newest  # type: ignore[operator]
+            assert transition.out_of_order and index < newest  # type: ignore[operator]
     # Reordering and repeating never adds notifications beyond the status changes.
     assert len(notified) <= status_changes(story)
     # Each notification is a real change; old status is where the shipment really was.

@@ -8,11 +8,14 @@ found; a push applied twice notifies once; an older push never moves a shipment 
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import msgspec
 import pytest
 from trackops.core import wire
 from trackops.core.status import StoredState, Transition, decide, event_time_of, next_state
@@ -30,32 +33,64 @@ def stamp(when: datetime) -> str:
     return when.strftime("%Y-%m-%d %H:%M")
 
 
+HONEST: Final = -1
+"""``hs`` computed as 17TRACK does: from the latest event only, never from the status."""
+
+
+def raw(value: datetime | str | None) -> str | None:
+    return stamp(value) if isinstance(value, datetime) else value
+
+
+def event_hash(time_raw: str | None, description: str = "event") -> int:
+    """A stand-in for 17TRACK's ``hs``: a hash of the latest event (time and text)."""
+    return zlib.crc32(f"{time_raw}|{description}".encode()) & 0x7FFFFFFF
+
+
 def track(
     status: PackageStatus,
     at: datetime | str | None = NOW - timedelta(hours=1),
     *,
-    hs: int | None = 1,
+    hs: int | None = HONEST,
     ylt1: datetime | str | None = None,
     ylt2: datetime | str | None = None,
+    description: str = "event",
+    earlier: Sequence[Event] = (),
 ) -> TrackInfo:
-    """A TrackInfo whose latest event (``z0``) is at ``at`` (a raw string is kept as sent)."""
-
-    def raw(value: datetime | str | None) -> str | None:
-        return stamp(value) if isinstance(value, datetime) else value
-
+    """A TrackInfo whose latest event (``z0``) is at ``at`` (a raw string is kept as sent),
+    listed in ``z1`` before the ``earlier`` events (newest first, as 17TRACK lists them)."""
+    latest = None if at is None else Event(time_raw=raw(at), description=description)
     return TrackInfo(
         package_status=status,
-        latest_event=None if at is None else Event(time_raw=raw(at), description="event"),
-        hash=hs,
+        latest_event=latest,
+        first_carrier_events=[latest, *earlier] if latest is not None else list(earlier),
+        hash=(None if at is None else event_hash(raw(at), description)) if hs == HONEST else hs,
         first_last_tracked_raw=raw(ylt1),
         second_last_tracked_raw=raw(ylt2),
     )
 
 
 def synced(
-    status: PackageStatus, at: datetime | None = NOW - timedelta(days=1), hs: int | None = 99
+    status: PackageStatus,
+    at: datetime | None = NOW - timedelta(days=1),
+    hs: int | None = HONEST,
+    *,
+    description: str = "event",
+    last_tracked: datetime | None = None,
+    events: int | None = None,
 ) -> StoredState:
-    return StoredState(package_status=status, latest_event_time=at, hash=hs, synced=True)
+    """A synced shipment whose latest event was at ``at`` (``events`` events in all)."""
+    key = None if at is None else (stamp(at), description)
+    if hs == HONEST:
+        hs = None if key is None else event_hash(*key)
+    return StoredState(
+        package_status=status,
+        latest_event_time=at,
+        hash=hs,
+        synced=True,
+        latest_event=key,
+        last_tracked=last_tracked,
+        event_count=events,
+    )
 
 
 REGISTERED = StoredState(S.NOT_FOUND, None, None, synced=False)
@@ -185,12 +220,45 @@ CASES = [
         track(S.DELIVERED),
         dict(first_sync=False, old_status=S.NOT_FOUND, notifies=True),
     ),
-    # -- pushes arrive twice: the same hs again is a duplicate.
+    # -- pushes arrive twice: the same latest event and status again is a duplicate.
     Case(
-        "duplicate-hash-neither-applies-nor-notifies",
+        "same-hash-same-status-is-a-duplicate",
         synced(S.IN_TRANSIT, hs=42),
-        track(S.DELIVERED, hs=42),
+        track(S.IN_TRANSIT, hs=42),
         dict(duplicate=True, applies=False, notifies=False),
+    ),
+    Case(
+        "same-event-same-status-without-hash-is-a-duplicate",
+        synced(S.IN_TRANSIT, at=NOW - timedelta(hours=1), hs=None),
+        track(S.IN_TRANSIT, NOW - timedelta(hours=1), hs=None),
+        dict(duplicate=True, applies=False),
+    ),
+    # -- hs hashes the latest EVENT: 17TRACK sets Expired (and other verdicts) without a new
+    # event, so the same hs with another status is a change. Failed before: a duplicate.
+    Case(
+        "same-hash-other-status-is-a-status-change",
+        synced(S.IN_TRANSIT, at=NOW - timedelta(hours=2)),
+        track(S.EXPIRED, NOW - timedelta(hours=2)),
+        dict(duplicate=False, status_changed=True, applies=True, notifies=True),
+    ),
+    Case(
+        "same-hash-other-status-older-last-tracked-is-an-old-copy",
+        synced(S.EXPIRED, at=NOW - timedelta(hours=2), last_tracked=NOW - timedelta(hours=1)),
+        track(S.IN_TRANSIT, NOW - timedelta(hours=2), ylt1=NOW - timedelta(hours=2)),
+        dict(duplicate=False, out_of_order=True, applies=False, notifies=False),
+    ),
+    # -- undocumented codes are kept and applied, but nobody is told of a code nobody can read.
+    Case(
+        "unknown-status-code-applies-without-notifying",
+        synced(S.IN_TRANSIT),
+        track(PackageStatus(60)),
+        dict(status_changed=True, applies=True, notifies=False),
+    ),
+    Case(
+        "from-unknown-status-code-to-delivered-notifies",
+        synced(PackageStatus(60)),
+        track(S.DELIVERED),
+        dict(old_status=PackageStatus(60), status_changed=True, notifies=True),
     ),
     Case(
         "no-hash-is-never-a-duplicate",
@@ -204,18 +272,47 @@ CASES = [
         track(S.DELIVERED, hs=43),
         dict(duplicate=False, notifies=True),
     ),
-    # -- pushes arrive out of order: an older one never moves the shipment back.
+    # -- pushes arrive out of order: an older one never moves the shipment back. Older and
+    # newer are read from the events and 17TRACK's own clock (ylt), never from event times.
     Case(
-        "older-event-is-out-of-order",
-        synced(S.DELIVERED, at=NOW - timedelta(hours=1), hs=2),
-        track(S.IN_TRANSIT, NOW - timedelta(hours=2), hs=1),
+        "older-last-tracked-time-is-out-of-order",
+        synced(S.DELIVERED, at=NOW - timedelta(hours=1), last_tracked=NOW - timedelta(hours=1)),
+        track(S.IN_TRANSIT, NOW - timedelta(hours=2), ylt1=NOW - timedelta(hours=2)),
         dict(out_of_order=True, applies=False, notifies=False),
     ),
     Case(
-        "older-by-one-minute-is-out-of-order",
-        synced(S.ALERT, at=NOW - timedelta(hours=1), hs=2),
-        track(S.IN_TRANSIT, NOW - timedelta(hours=1) - MINUTE, hs=1),
+        "fewer-events-without-last-tracked-is-out-of-order",
+        synced(S.DELIVERED, at=NOW - timedelta(hours=1), events=3),
+        track(
+            S.IN_TRANSIT,
+            NOW - timedelta(hours=2),
+            earlier=[Event(time_raw="2026-03-08 09:00", description="a")],
+        ),
         dict(out_of_order=True, applies=False),
+    ),
+    Case(
+        # Failed before: Los Angeles 00:00 read as older than Shanghai 10:00 the same day.
+        "later-zone-earlier-clock-holding-the-stored-event-is-newer",
+        synced(S.IN_TRANSIT, at=datetime(2026, 3, 9, 10, 0), description="Departed Shanghai"),
+        track(
+            S.PICK_UP,
+            datetime(2026, 3, 9, 0, 0),
+            description="Out for delivery, LOS ANGELES",
+            earlier=[Event(time_raw="2026-03-09 10:00", description="Departed Shanghai")],
+        ),
+        dict(out_of_order=False, applies=True, notifies=True, old_status=S.IN_TRANSIT),
+    ),
+    Case(
+        "event-time-alone-never-makes-an-update-older",
+        synced(S.ALERT, at=NOW - timedelta(hours=1), events=1),
+        track(S.IN_TRANSIT, NOW - timedelta(hours=1) - MINUTE),
+        dict(out_of_order=False, applies=True),
+    ),
+    Case(
+        "newer-last-tracked-time-wins-over-fewer-events",
+        synced(S.IN_TRANSIT, last_tracked=NOW - timedelta(hours=5), events=4),
+        track(S.ALERT, NOW - timedelta(hours=2), ylt1=NOW - timedelta(hours=1)),
+        dict(out_of_order=False, applies=True, notifies=True),
     ),
     Case(
         "equal-event-time-different-hash-applies",
@@ -375,40 +472,55 @@ def test_event_time_of(info: TrackInfo, expected: datetime | None) -> None:
 
 
 def test_next_state_after_an_applied_update() -> None:
-    info = track(S.ALERT, NOW - timedelta(hours=2), hs=7)
+    info = track(S.ALERT, NOW - timedelta(hours=2), hs=7, ylt1=NOW - timedelta(hours=1))
     transition = decide(synced(S.IN_TRANSIT), "N1", info, now=NOW, stale_after=WEEK)
     assert next_state(synced(S.IN_TRANSIT), transition, info) == StoredState(
-        S.ALERT, NOW - timedelta(hours=2), 7, synced=True
+        S.ALERT,
+        NOW - timedelta(hours=2),
+        7,
+        synced=True,
+        latest_event=(stamp(NOW - timedelta(hours=2)), "event"),
+        last_tracked=NOW - timedelta(hours=1),
+        event_count=1,
     )
 
 
 def test_next_state_of_a_first_sync_not_found_is_synced() -> None:
     info = track(S.NOT_FOUND, at=None, hs=None)
     transition = decide(REGISTERED, "N1", info, now=NOW, stale_after=WEEK)
-    assert next_state(REGISTERED, transition, info) == StoredState(S.NOT_FOUND, None, None, True)
+    assert next_state(REGISTERED, transition, info) == StoredState(
+        S.NOT_FOUND, None, None, True, event_count=0
+    )
 
 
 @pytest.mark.parametrize(
     "info",
     [
-        pytest.param(track(S.IN_TRANSIT, NOW - timedelta(days=3), hs=1), id="out-of-order"),
-        pytest.param(track(S.IN_TRANSIT, NOW, hs=99), id="duplicate"),
+        pytest.param(
+            track(S.IN_TRANSIT, NOW - timedelta(days=3), ylt1=NOW - timedelta(days=3)),
+            id="out-of-order",
+        ),
+        pytest.param(track(S.DELIVERED, NOW - timedelta(days=1)), id="duplicate"),
     ],
 )
 def test_next_state_keeps_the_stored_state_when_nothing_applies(info: TrackInfo) -> None:
-    stored = synced(S.DELIVERED, at=NOW - timedelta(days=1), hs=99)
+    stored = synced(S.DELIVERED, at=NOW - timedelta(days=1), last_tracked=NOW - timedelta(days=1))
     transition = decide(stored, "N1", info, now=NOW, stale_after=WEEK)
     assert not transition.applies
     assert next_state(stored, transition, info) is stored
 
 
 def test_next_state_keeps_the_event_time_when_the_new_one_is_unknown() -> None:
-    stored = synced(S.IN_TRANSIT, at=NOW - timedelta(days=1), hs=1)
-    info = track(S.ALERT, "not a time", hs=2)
+    stored = synced(S.IN_TRANSIT, at=NOW - timedelta(days=1), events=1)
+    info = track(S.ALERT, "not a time", earlier=[Event(time_raw=stamp(NOW - timedelta(days=1)))])
     state = next_state(stored, decide(stored, "N1", info, now=NOW, stale_after=WEEK), info)
-    assert state == StoredState(S.ALERT, NOW - timedelta(days=1), 2, True)
-    # ... so an update older than the last known event is still refused.
-    older = track(S.IN_TRANSIT, NOW - timedelta(days=2), hs=3)
+    assert (state.package_status, state.latest_event_time, state.event_count) == (
+        S.ALERT,
+        NOW - timedelta(days=1),
+        2,
+    )
+    # ... and an update holding fewer events than that is still refused.
+    older = track(S.IN_TRANSIT, NOW - timedelta(days=2))
     assert decide(state, "N1", older, now=NOW, stale_after=WEEK).out_of_order
 
 
@@ -435,13 +547,102 @@ def test_push_retried_by_17track_notifies_once() -> None:
 
 
 def test_older_push_after_newer_never_moves_back() -> None:
-    in_transit = track(S.IN_TRANSIT, NOW - timedelta(hours=5), hs=1)
-    delivered = track(S.DELIVERED, NOW - timedelta(hours=1), hs=2)
+    in_transit = track(S.IN_TRANSIT, NOW - timedelta(hours=5))
+    delivered = track(S.DELIVERED, NOW - timedelta(hours=1), earlier=in_transit.all_events)
     state, transitions = fold(REGISTERED, [delivered, in_transit, in_transit])
     assert state is not None and state.package_status == S.DELIVERED
     assert [t.applies for t in transitions] == [True, False, False]
     # The first sync showed Delivered, so nothing at all was sent.
     assert not any(t.notifies for t in transitions)
+
+
+# A parcel from Shanghai to Los Angeles as 17TRACK reports it: each event in its carrier's
+# local clock (China UTC+8, California UTC-8), ``ylt1`` in 17TRACK's clock (UTC). The Los
+# Angeles events read EARLIER than the last Shanghai one although they happened later.
+def _event(a: str, where: str, what: str) -> Event:
+    return Event(time_raw=a, location=where, description=what)
+
+
+SHANGHAI_LA: Final = [
+    (S.IN_TRANSIT, _event("2026-03-08 09:30", "Shanghai", "Item accepted"), "2026-03-08 01:40"),
+    (S.IN_TRANSIT, _event("2026-03-09 10:00", "Shanghai", "Departed"), "2026-03-09 02:10"),
+    (S.IN_TRANSIT, _event("2026-03-09 00:00", "LOS ANGELES, CA", "Arrived"), "2026-03-09 08:05"),
+    (S.PICK_UP, _event("2026-03-09 06:10", "LOS ANGELES", "Out for delivery"), "2026-03-09 14:20"),
+    (S.DELIVERED, _event("2026-03-09 15:45", "LOS ANGELES, CA", "Delivered"), "2026-03-09 23:50"),
+]  # fmt: skip
+
+
+def shanghai_la_pushes(*, with_ylt: bool = True) -> list[TrackInfo]:
+    """One push per step, each carrying the whole history so far, newest first."""
+    pushes = []
+    for i, (status, latest, ylt) in enumerate(SHANGHAI_LA):
+        events = [e for _, e, _ in SHANGHAI_LA[: i + 1]][::-1]
+        assert events[0] is latest
+        pushes.append(
+            TrackInfo(
+                package_status=status,
+                latest_event=latest,
+                first_carrier_events=events,
+                hash=event_hash(latest.time_raw, latest.description or ""),
+                first_last_tracked_raw=f"{ylt}:00" if with_ylt else None,
+            )
+        )
+    return pushes
+
+
+@pytest.mark.parametrize("with_ylt", [True, False], ids=["with-ylt", "without-ylt"])
+def test_shanghai_then_los_angeles_in_order_notifies_each_change_once(with_ylt: bool) -> None:
+    pushes = shanghai_la_pushes(with_ylt=with_ylt)
+    now = datetime(2026, 3, 10, 0, 0)
+    # 17TRACK retries each push (10, 30, 60 minutes) when the receiver was slow.
+    doubled = [p for push in pushes for p in (push, push)]
+    state, transitions = fold(REGISTERED, doubled, now=now)
+    assert state is not None and state.package_status == S.DELIVERED
+    assert [t.duplicate for t in transitions] == [False, True] * len(pushes)
+    notified = [(t.old_status, t.new_status) for t in transitions if t.notifies]
+    assert notified == [
+        (S.NOT_FOUND, S.IN_TRANSIT),
+        (S.IN_TRANSIT, S.PICK_UP),
+        (S.PICK_UP, S.DELIVERED),
+    ]
+    # Failed before: the first Los Angeles push was judged older than Shanghai 10:00.
+    assert transitions[4].applies and not transitions[4].out_of_order
+
+
+@pytest.mark.parametrize("with_ylt", [True, False], ids=["with-ylt", "without-ylt"])
+def test_shanghai_then_los_angeles_late_pushes_never_move_back(with_ylt: bool) -> None:
+    pushes = shanghai_la_pushes(with_ylt=with_ylt)
+    now = datetime(2026, 3, 10, 0, 0)
+    # Delivered arrives first (the listener was down), then the older ones, then Delivered
+    # again, as 17TRACK's retries would bring them.
+    order = [pushes[0], pushes[4], pushes[1], pushes[3], pushes[2], pushes[4]]
+    state, transitions = fold(REGISTERED, order, now=now)
+    assert state is not None and state.package_status == S.DELIVERED
+    assert [t.applies for t in transitions] == [True, True, False, False, False, False]
+    assert [t.out_of_order for t in transitions] == [False, False, True, True, True, False]
+    assert transitions[-1].duplicate
+    notified = [(t.old_status, t.new_status) for t in transitions if t.notifies]
+    assert notified == [(S.NOT_FOUND, S.IN_TRANSIT), (S.IN_TRANSIT, S.DELIVERED)]
+
+
+def test_expired_without_new_event_is_kept_and_its_late_copy_is_refused() -> None:
+    """17TRACK sets Expired with the same latest event and hs; failed before (a duplicate)."""
+    last = _event("2026-02-20 18:00", "Paris", "Arrived at delivery office")
+    in_transit = TrackInfo(
+        package_status=S.IN_TRANSIT,
+        latest_event=last,
+        first_carrier_events=[last],
+        hash=event_hash(last.time_raw, last.description or ""),
+        first_last_tracked_raw="2026-02-20 17:30:00",
+    )
+    expired = msgspec.structs.replace(
+        in_transit, package_status=S.EXPIRED, first_last_tracked_raw="2026-03-09 17:30:00"
+    )
+    state, transitions = fold(REGISTERED, [in_transit, expired, in_transit], now=NOW)
+    assert state is not None and state.package_status == S.EXPIRED
+    assert [t.applies for t in transitions] == [True, True, False]
+    assert transitions[1].status_changed and not transitions[1].duplicate
+    assert transitions[2].out_of_order
 
 
 def test_registered_then_found_then_delivered() -> None:

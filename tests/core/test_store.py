@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import sqlalchemy as sa
+from factories import event_hash
 from sqlalchemy.ext.asyncio import create_async_engine
 from trackops.core import store as store_mod
 from trackops.core.rules import NotificationIntent
@@ -96,7 +97,7 @@ def info(
     status: PackageStatus = P.IN_TRANSIT,
     *,
     time: str | None = "2024-05-01 10:00:00",
-    hash: int | None = 1,
+    hash: int | Literal["honest"] | None = "honest",
     location: str = "Paris",
     description: str = "Departed facility",
     carrier: int = 100003,
@@ -113,7 +114,7 @@ def info(
         destination_country=2105,
         latest_event=latest,
         first_carrier_events=[latest] if latest else [],
-        hash=hash,
+        hash=event_hash(latest) if hash == "honest" else hash,
     )
 
 
@@ -528,7 +529,14 @@ async def test_shipment_record_json_state_and_lazy_info(store: Store) -> None:
         "tag": "vip",
     }
     assert record.to_json()["carrier_name"] == ""
-    assert record.stored_state() == StoredState(P.PICK_UP, datetime(2024, 5, 1, 10), 77, True)
+    assert record.stored_state() == StoredState(
+        P.PICK_UP,
+        datetime(2024, 5, 1, 10),
+        77,
+        True,
+        latest_event=("2024-05-01 10:00:00", "Departed facility"),
+        event_count=1,
+    )
     assert record.info == info(P.PICK_UP, hash=77)
     assert record.info is record.info  # decoded once
     assert (record.origin_country, record.destination_country) == (301, 2105)
@@ -571,8 +579,9 @@ async def test_apply_updates_stores_states_and_pending_notifications(store: Stor
         P.IN_TRANSIT,
         True,
         NOW,
-        1,
+        info().hash,
     )
+    assert (known.event_count, known.latest_event_raw) == (1, "2024-05-01 10:00:00")
     assert known.last_push_at is None
     pushed = await store.get_shipment("PUSHED0001")
     assert pushed is not None
