@@ -110,6 +110,9 @@ class WebhookSettings:
     max_body_bytes: int = 1_048_576
     resync_hours: float = 0.0
     body_timeout: float = 10.0
+    header_timeout: float = 15.0
+    store_timeout: float = 5.0
+    stall_seconds: float = 600.0
     trusted_proxies: tuple[str, ...] = ()
     allow_networks: tuple[str, ...] = ()
 
@@ -477,6 +480,9 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         max_body_bytes=hook_r.integer("max_body_bytes", WebhookSettings.max_body_bytes, minimum=1),
         resync_hours=hook_r.number("resync_hours", 0.0, strict=False),
         body_timeout=hook_r.number("body_timeout", 10.0),
+        header_timeout=hook_r.number("header_timeout", WebhookSettings.header_timeout),
+        store_timeout=hook_r.number("store_timeout", WebhookSettings.store_timeout),
+        stall_seconds=hook_r.number("stall_seconds", WebhookSettings.stall_seconds),
         trusted_proxies=hook_r.str_list("trusted_proxies", ()),
         allow_networks=hook_r.str_list("allow_networks", ()),
     )

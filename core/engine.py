@@ -17,8 +17,10 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import random
 import re
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from trackops.core.reports import (
 from trackops.core.rules import NotificationIntent, Rules, ShipmentFacts
 from trackops.core.status import Transition, decide, next_state
 from trackops.core.store import (
+    InboxRow,
     NewNotification,
     NewShipment,
     NotificationRecord,
@@ -49,7 +52,9 @@ from trackops.core.store import (
     ShipmentUpdate,
     Store,
     Subscription,
+    is_transient,
 )
+from trackops.core.text import has_unsafe
 from trackops.core.wire import (
     EVENT_TRACKING_UPDATED,
     ApiErrorBody,
@@ -90,6 +95,10 @@ NO_INFO_YET = -18019909
 _SEND_CONCURRENCY = 8
 _RETRY_BASE_SECONDS = 30.0
 _CLAIM_LEASE = timedelta(minutes=5)
+_HEARTBEAT_EVERY = 15.0  # seconds
+_HEARTBEAT_STALE = timedelta(minutes=2)
+INBOX_RETRY_DELAYS: tuple[float, ...] = (5.0, 30.0, 120.0)
+"""Backoff of a failing inbox row: retried after 5 s, 30 s, 2 min, then quarantined."""
 
 
 def _log_push(inbox_id: int, number: str | None, event: str, **fields: Any) -> None:
@@ -133,6 +142,36 @@ def _event_of(row: NotificationRecord) -> Event | None:
     return Event(
         time_raw=row.event_time, location=row.event_location, description=row.event_description
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """A failure's reason for logs and the inbox row: type and first line, never a traceback."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
+
+
+def _plausible_number(number: str) -> bool:
+    """A push's tracking number the store can key on: 1-100 characters, no control codes."""
+    return 0 < len(number) <= 100 and not has_unsafe(number)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _holder_dead(holder: str, seen: datetime | None, *, host: str, now: datetime) -> bool:
+    """Whether the process named ``holder`` ("host:pid") is gone (see release_dead_claims)."""
+    name, _, pid_text = holder.rpartition(":")
+    if name == host and pid_text.isdigit():
+        pid = int(pid_text)
+        return pid != os.getpid() and not _pid_alive(pid)
+    return seen is not None and now - seen > _HEARTBEAT_STALE
 
 
 def utcnow() -> datetime:
@@ -249,6 +288,11 @@ class Engine:
         self._inbox_lock = asyncio.Lock()
         self.last_sync_at: datetime | None = None
         """When this process last asked 17TRACK for tracking info (None: not yet)."""
+        self.host = socket.gethostname()
+        self.worker = f"{self.host}:{os.getpid()}"
+        """Who this process is in the outbox's claims (``host:pid``)."""
+        self.inbox_retry_delays: tuple[float, ...] = INBOX_RETRY_DELAYS
+        """Seconds before each retry of a failing inbox row; quarantined after the last."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -282,6 +326,28 @@ class Engine:
             self.rules = None
         if self._store is None:
             self._store = await Store.open(self.settings.store.url)
+        # A process killed while it held claims (kill -9, power cut) would delay its rows by
+        # the whole lease; released at once, they are sent by the next dispatcher run.
+        released = await self.release_dead_claims()
+        if released:
+            log.warning("released %d notifications claimed by a process that died", released)
+
+    async def release_dead_claims(self) -> int:
+        """Make the rows claimed by dead processes due now; returns how many.
+
+        Dead: on this host, a process id that no longer runs; on another host, a process
+        whose heartbeat (``run_dispatcher``) is older than ``_HEARTBEAT_STALE``.
+        """
+        holders = await self.store.claim_holders()
+        if not holders:
+            return 0
+        now = self.clock()
+        dead = [
+            holder
+            for holder, seen in holders.items()
+            if _holder_dead(holder, seen, host=self.host, now=now)
+        ]
+        return await self.store.release_claims(dead, now=now) if dead else 0
 
     async def close(self) -> None:
         """Close what the engine opened (store, client, plugin channels)."""
@@ -748,65 +814,152 @@ class Engine:
             self._publish(Change("shipment", item.number, record.status))
 
     async def process_inbox(self, limit: int = 500) -> int:
-        """Apply stored webhook pushes, oldest first; returns how many rows were processed.
+        """Apply stored webhook pushes, oldest first; returns how many rows were handled.
 
-        A row that cannot be decoded keeps its error and never blocks the rows after it.
-        Pushes of one batch are applied in one transaction, in the order received. Each push
-        gets one structured log line: inbox id, number, event, status change, time spent.
+        Pushes of one batch are applied in one transaction, in the order received. When the
+        batch fails, its rows are applied one by one, so that one bad row never holds back
+        the others: a row that fails is retried later with backoff (``INBOX_RETRY_DELAYS``)
+        and, once those tries are spent, quarantined (``failed``, with its error) until
+        ``trackops inbox replay``. A row that cannot be read at all is quarantined at once.
+        Every failure is logged at WARNING with its reason. A store that cannot be used at all
+        (unreachable, locked, full) charges no row: the error propagates and the caller tries
+        again later. Each push gets one structured log line: inbox id, number, event, status
+        change, time spent.
         """
         async with self._inbox_lock:
-            rows = await self.store.inbox_pending(limit)
+            rows = await self.store.inbox_pending(limit, now=self.clock())
             if not rows:
                 return 0
-            started = time.perf_counter()
-            updates: list[tuple[str, TrackInfo]] = []
-            update_rows: list[tuple[int, datetime]] = []
-            extras: dict[str, dict[str, Any]] = {}
-            stopped: list[TrackingStopped] = []
-            errors: dict[int, str] = {}
-            for row in rows:
-                try:
-                    envelope = decode_push(row.body)
-                    data = decode_push_data(envelope.event, bytes(envelope.data))
-                except WireError as exc:
-                    errors[row.id] = str(exc)
-                    _log_push(row.id, None, "unreadable", error=str(exc))
-                    continue
-                if isinstance(data, TrackingUpdated):
-                    updates.append((data.number, data.track))
-                    update_rows.append((row.id, row.received_at))
-                    extras[data.number] = {"tag": data.tag, "pushed_at": row.received_at}
-                elif isinstance(data, TrackingStopped):
-                    stopped.append(data)
-                    _log_push(row.id, data.number, envelope.event)
-                else:
-                    _log_push(row.id, None, envelope.event, note="event type not acted on")
-            transitions, notes = await self.apply_track_infos(updates, extras)
-            if push_log.isEnabledFor(logging.INFO):
-                _say_applied(transitions, notes)
-            if stopped:
-                await self._mark_stopped(stopped)
-            now = self.clock()
-            ms = round((time.perf_counter() - started) * 1000, 2)
-            for (row_id, received_at), t in zip(update_rows, transitions, strict=True):
-                _log_push(
-                    row_id,
-                    t.number,
-                    EVENT_TRACKING_UPDATED,
-                    change=f"{t.old_status.slug}->{t.new_status.slug}"
-                    if t.status_changed
-                    else None,
-                    applied=t.applies,
-                    duplicate=t.duplicate,
-                    out_of_order=t.out_of_order,
-                    notified=t.notifies,
-                    batch_ms=ms,
-                    waited_s=round((now - received_at).total_seconds(), 3),
+            try:
+                await self._process_rows(rows)
+            except Exception as exc:
+                if is_transient(exc) or len(rows) == 1:
+                    if not is_transient(exc):
+                        await self._inbox_failure(rows[0], exc)
+                        return 1
+                    raise
+                log.warning(
+                    "inbox batch of %d pushes failed (%s); applying them one by one",
+                    len(rows),
+                    _reason(exc),
                 )
-            await self.store.inbox_done_many(
-                [row.id for row in rows], processed_at=now, errors=errors
-            )
+                for row in rows:
+                    try:
+                        await self._process_rows([row])
+                    except Exception as row_exc:
+                        if is_transient(row_exc):
+                            raise
+                        await self._inbox_failure(row, row_exc)
             return len(rows)
+
+    async def _inbox_failure(self, row: InboxRow, exc: BaseException) -> None:
+        """Charge one failed attempt to ``row``: retry later, or quarantine after the last."""
+        attempts = row.attempts + 1
+        reason = _reason(exc)
+        now = self.clock()
+        if attempts > len(self.inbox_retry_delays):
+            await self.store.inbox_quarantine(
+                row.id, attempts=attempts, error=reason, failed_at=now
+            )
+            log.warning(
+                "inbox row %s quarantined after %d attempts: %s "
+                "(see `trackops inbox --failed`, replay with `trackops inbox replay %s`)",
+                row.id,
+                attempts,
+                reason,
+                row.id,
+            )
+            return
+        delay = self.inbox_retry_delays[attempts - 1]
+        await self.store.inbox_retry_later(
+            row.id, attempts=attempts, error=reason, next_attempt_at=now + timedelta(seconds=delay)
+        )
+        log.warning(
+            "inbox row %s failed (attempt %d of %d), retrying in %g s: %s",
+            row.id,
+            attempts,
+            len(self.inbox_retry_delays) + 1,
+            delay,
+            reason,
+        )
+
+    async def _process_rows(self, rows: Sequence[InboxRow]) -> None:
+        """Decode and apply ``rows`` in one go, then mark them done (raises on failure)."""
+        started = time.perf_counter()
+        updates: list[tuple[str, TrackInfo]] = []
+        update_rows: list[tuple[int, datetime]] = []
+        extras: dict[str, dict[str, Any]] = {}
+        stopped: list[TrackingStopped] = []
+        unreadable: list[tuple[InboxRow, str]] = []
+        for row in rows:
+            try:
+                envelope = decode_push(row.body)
+                data = decode_push_data(envelope.event, bytes(envelope.data))
+                if data is not None and not _plausible_number(data.number):
+                    raise WireError(
+                        f"push for tracking number {data.number[:60]!r}: expected 1 to 100 "
+                        "characters without control characters"
+                    )
+            except WireError as exc:
+                unreadable.append((row, str(exc)))
+                _log_push(row.id, None, "unreadable", error=str(exc))
+                continue
+            if isinstance(data, TrackingUpdated):
+                updates.append((data.number, data.track))
+                update_rows.append((row.id, row.received_at))
+                extras[data.number] = {"tag": data.tag, "pushed_at": row.received_at}
+            elif isinstance(data, TrackingStopped):
+                stopped.append(data)
+                _log_push(row.id, data.number, envelope.event)
+            else:
+                _log_push(row.id, None, envelope.event, note="event type not acted on")
+        transitions, notes = await self.apply_track_infos(updates, extras)
+        if push_log.isEnabledFor(logging.INFO):
+            _say_applied(transitions, notes)
+        if stopped:
+            await self._mark_stopped(stopped)
+        now = self.clock()
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        for (row_id, received_at), t in zip(update_rows, transitions, strict=True):
+            _log_push(
+                row_id,
+                t.number,
+                EVENT_TRACKING_UPDATED,
+                change=f"{t.old_status.slug}->{t.new_status.slug}" if t.status_changed else None,
+                applied=t.applies,
+                duplicate=t.duplicate,
+                out_of_order=t.out_of_order,
+                notified=t.notifies,
+                batch_ms=ms,
+                waited_s=round((now - received_at).total_seconds(), 3),
+            )
+        bad = {row.id for row, _ in unreadable}
+        await self.store.inbox_done_many(
+            [row.id for row in rows if row.id not in bad], processed_at=now
+        )
+        # Reading it again cannot help: quarantined at once, replayable after an upgrade.
+        for row, reason in unreadable:
+            await self.store.inbox_quarantine(
+                row.id, attempts=row.attempts + 1, error=reason, failed_at=now
+            )
+            log.warning(
+                "inbox row %s quarantined: %s (replay with `trackops inbox replay %s`)",
+                row.id,
+                reason,
+                row.id,
+            )
+
+    async def replay_inbox(self, ids: Sequence[int]) -> list[int]:
+        """Put quarantined pushes back into processing and process them now.
+
+        Returns the ids that were quarantined (others are ignored); whether each then applied
+        is in the store (``Store.inbox_get``): a row that fails again is quarantined again.
+        """
+        replayed = await self.store.inbox_replay(ids)
+        if replayed:
+            while await self.process_inbox():
+                pass
+        return replayed
 
     # ------------------------------------------------------------------ dispatcher
 
@@ -816,7 +969,9 @@ class Engine:
             now = self.clock()
             # A claim leases the rows, so several `serve` processes on one database never
             # send the same row; a dispatcher that dies leaves them due again after the lease.
-            rows = await self.store.claim_due(now=now, limit=limit, lease=_CLAIM_LEASE)
+            rows = await self.store.claim_due(
+                now=now, limit=limit, lease=_CLAIM_LEASE, worker=self.worker
+            )
             if not rows:
                 return 0
             numbers = list({r.number for r in rows if r.number})
@@ -908,6 +1063,10 @@ class Engine:
             )
         self._publish(Change("notification", row.number, None, row.id, status))
 
+    async def heartbeat(self) -> None:
+        """Record that this process is alive (a real write: the health check relies on it)."""
+        await self.store.heartbeat(self.worker, host=self.host, pid=os.getpid(), now=self.clock())
+
     def message_for(self, row: NotificationRecord, shipment: ShipmentRecord | None) -> Message:
         """The ``Message`` a channel renders for one history row."""
         info = shipment.info if shipment else None
@@ -939,9 +1098,20 @@ class Engine:
         )
 
     async def run_dispatcher(self, idle_seconds: float = 5.0) -> None:
-        """Send due notifications until cancelled; woken at once when new ones are stored."""
+        """Send due notifications until cancelled; woken at once when new ones are stored.
+
+        Records a heartbeat at most every ``_HEARTBEAT_EVERY`` (so that another host can tell
+        this process is alive and leave its claims alone).
+        """
+        beat_at = float("-inf")
         while True:
             self._wake.clear()
+            if time.monotonic() - beat_at >= _HEARTBEAT_EVERY:
+                try:
+                    await self.heartbeat()
+                    beat_at = time.monotonic()
+                except Exception as exc:
+                    log.warning("heartbeat not recorded: %s", _reason(exc))
             try:
                 sent = await self.dispatch_pending()
             except Exception:

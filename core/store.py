@@ -73,6 +73,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Subscription",
+    "is_transient",
     "mask_url",
     "normalize_url",
 ]
@@ -91,7 +92,43 @@ _LOCK_SELLER_LIMIT: Final = 0x74726B_0002
 
 
 class StoreError(Exception):
-    """The store cannot be opened or used; the message names the (masked) URL and the cause."""
+    """The store cannot be opened or used; the message names the (masked) URL and the cause.
+
+    ``transient`` is true when the store itself is the problem (unreachable, locked by another
+    process, disk full, read-only): trying the same thing later may work, and the data that
+    was being written is not to blame.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store is unavailable (retry later) rather than that the data
+    did not fit (a ``StoreError`` says which; raw driver and SQLAlchemy errors are classified
+    by type: connection, lock, disk and timeout errors are transient)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StoreError):
+            return current.transient
+        if isinstance(current, sa.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(
+            current,
+            sa.exc.OperationalError
+            | sa.exc.InterfaceError
+            | sa.exc.DisconnectionError
+            | sa.exc.TimeoutError
+            | sqlite3.OperationalError
+            | OSError
+            | TimeoutError,
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _utcnow() -> datetime:
@@ -124,6 +161,38 @@ def _stored_key(raw: str | None, description: str | None) -> EventKey | None:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="seconds") + "Z"
+
+
+# --------------------------------------------------------------------------- values that fit
+# Pushes carry whatever 17TRACK (or someone holding the key) sends. A value a column cannot hold
+# must not fail the transaction of a whole batch, so each is made to fit, the same way on both
+# backends (SQLite would hold more than PostgreSQL; the rule is PostgreSQL's):
+#
+# * Integer columns (carrier, origin/destination country) hold 32-bit signed values; another
+#   value is stored as NULL. 17TRACK's codes are far smaller: nothing real is lost, and the
+#   stored tracking JSON keeps the raw value.
+# * ``hash`` (17TRACK's ``hs``) holds 64-bit signed values; another is stored as NULL, which
+#   only means a repeat of that push is re-applied instead of skipped as a duplicate. It does
+#   not notify twice: the status did not change. The raw value stays in the tracking JSON.
+# * Text columns cannot hold NUL on PostgreSQL: NUL becomes U+FFFD in every text column (the
+#   JSON of the tracking info escapes it as ``\u0000`` and keeps it exact).
+
+_INT32: Final = (-(2**31), 2**31 - 1)
+_INT64: Final = (-(2**63), 2**63 - 1)
+
+
+def _fit_int(value: int | None, bounds: tuple[int, int] = _INT32) -> int | None:
+    """``value`` when the column can hold it, else None (see "values that fit")."""
+    if value is None or not bounds[0] <= value <= bounds[1]:
+        return None
+    return value
+
+
+def _fit_text(value: str | None) -> str | None:
+    """``value`` without NUL characters, which PostgreSQL text cannot hold."""
+    if value is None or "\x00" not in value:
+        return value
+    return value.replace("\x00", "\ufffd")
 
 
 # --------------------------------------------------------------------------- URLs
@@ -222,6 +291,10 @@ inbox = sa.Table(
     sa.Column("received_at", sa.DateTime, nullable=False),
     sa.Column("processed_at", sa.DateTime),
     sa.Column("error", sa.Text),
+    # v6: a row that fails is retried with backoff, then quarantined (failed, with its error)
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime),
+    sa.Column("failed", sa.Boolean, nullable=False, default=False),
 )
 
 notifications = sa.Table(
@@ -254,6 +327,18 @@ notifications = sa.Table(
     sa.Column("event_description", sa.Text),
     # v4
     sa.Column("change_seq", sa.BigInteger, nullable=False, default=0),
+    # v6: which process holds the claim ("host:pid"), so a restart releases a dead one's rows
+    sa.Column("claimed_by", sa.String),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),  # "host:pid"
+    sa.Column("host", sa.String, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("seen_at", sa.DateTime, nullable=False),
 )
 
 change_seq = sa.Table(
@@ -482,6 +567,24 @@ def _add_ordering_facts_v5(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE shipments ADD COLUMN event_count INTEGER")
 
 
+def _add_inbox_retries_and_claims_v6(conn: Connection) -> None:
+    """Version 6: inbox rows are retried, then quarantined; claims name their process."""
+    false = "false" if conn.dialect.name == "postgresql" else "0"
+    conn.exec_driver_sql("ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql("ALTER TABLE inbox ADD COLUMN next_attempt_at TIMESTAMP")
+    conn.exec_driver_sql(f"ALTER TABLE inbox ADD COLUMN failed BOOLEAN NOT NULL DEFAULT {false}")
+    # Rows that could not be read before v6 were marked done with their error: they are the
+    # first quarantined ones, listed and replayable like any other.
+    true = "true" if conn.dialect.name == "postgresql" else "1"
+    conn.exec_driver_sql(f"UPDATE inbox SET failed = {true} WHERE error IS NOT NULL")
+    conn.exec_driver_sql(f"CREATE INDEX ix_inbox_failed ON inbox (id) WHERE failed = {true}")
+    conn.exec_driver_sql("ALTER TABLE notifications ADD COLUMN claimed_by VARCHAR")
+    conn.exec_driver_sql(
+        "CREATE TABLE workers (id VARCHAR PRIMARY KEY, host VARCHAR NOT NULL, "
+        "pid INTEGER NOT NULL, started_at TIMESTAMP NOT NULL, seen_at TIMESTAMP NOT NULL)"
+    )
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     (1, "shipments, inbox, notifications", _create_v1),
     (2, "notifications.subject and notifications.body", _add_message_text_v2),
@@ -492,6 +595,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         _service_tables_v4,
     ),
     (5, "shipments.last_tracked_at and event_count", _add_ordering_facts_v5),
+    (
+        6,
+        "inbox.attempts, next_attempt_at, failed; notifications.claimed_by; workers",
+        _add_inbox_retries_and_claims_v6,
+    ),
 )
 """Every schema step, in order. Append only: a released step never changes."""
 
@@ -642,21 +750,36 @@ class NotificationRecord:
 
 @dataclass(frozen=True)
 class InboxRow:
-    """A webhook push as received, waiting for (or done with) processing."""
+    """A webhook push as received, waiting for (or done with) processing.
+
+    ``attempts`` counts failed processing attempts; ``failed`` means quarantined: it failed
+    ``attempts`` times (or could not be read at all) and waits for ``trackops inbox replay``.
+    ``error`` is the last failure's reason.
+    """
 
     id: int
     body: bytes
     received_at: datetime
     processed_at: datetime | None
     error: str | None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    failed: bool = False
 
 
 @dataclass(frozen=True)
 class InboxStats:
-    """How far behind the inbox is: unprocessed rows and the time of the newest push."""
+    """How far behind the inbox is.
+
+    ``backlog``: rows not processed yet (retries waiting included); ``oldest_unprocessed_at``:
+    when the oldest of them was received; ``failed``: rows quarantined; ``last_received_at``:
+    the newest push.
+    """
 
     backlog: int
     last_received_at: datetime | None
+    oldest_unprocessed_at: datetime | None = None
+    failed: int = 0
 
 
 @dataclass(frozen=True)
@@ -780,13 +903,26 @@ def _notification(values: Mapping[Any, Any]) -> NotificationRecord:
     )
 
 
+def _inbox_row(row: sa.Row[Any]) -> InboxRow:
+    return InboxRow(
+        id=row.id,
+        body=bytes(row.body),
+        received_at=row.received_at,
+        processed_at=row.processed_at,
+        error=row.error,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        failed=bool(row.failed),
+    )
+
+
 def _event_snapshot(info: TrackInfo) -> dict[str, str | None]:
     """The latest event of ``info`` as notification columns."""
     event = info.latest_event
     return {
-        "event_time": event.time_raw if event else None,
-        "event_location": (event.place or None) if event else None,
-        "event_description": event.description if event else None,
+        "event_time": _fit_text(event.time_raw) if event else None,
+        "event_location": _fit_text(event.place or None) if event else None,
+        "event_description": _fit_text(event.description) if event else None,
     }
 
 
@@ -842,8 +978,9 @@ async def _driver_connection(conn: AsyncConnection) -> Any:
 class _Dialect:
     """Everything that differs between SQLite and PostgreSQL, in one place."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, busy_ms: int = _SQLITE_BUSY_TIMEOUT_MS) -> None:
         self.name = name
+        self.busy_ms = busy_ms
         self.is_sqlite = name == "sqlite"
         self.is_postgresql = name == "postgresql"
 
@@ -865,7 +1002,7 @@ class _Dialect:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             try:
-                cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+                cursor.execute(f"PRAGMA busy_timeout={self.busy_ms}")
                 # journal_mode=WAL is not set here: it is persistent in the file, and switching
                 # needs a lock the busy handler does not wait for (see ``use_wal``).
                 cursor.execute("PRAGMA synchronous=NORMAL")
@@ -878,7 +1015,15 @@ class _Dialect:
             # A writer takes the write lock up front. A deferred transaction that reads and
             # then writes fails at once (SQLITE_BUSY, no waiting) when another process
             # committed in between; BEGIN IMMEDIATE waits for the busy timeout instead.
-            writer = conn.get_execution_options().get("trackops_write", False)
+            options = conn.get_execution_options()
+            writer = options.get("trackops_write", False)
+            # A transaction may bound its wait (Store._write(busy_timeout=...)); the pragma is
+            # per connection, so it is set only when this connection has another value.
+            busy = options.get("trackops_busy_ms", self.busy_ms)
+            info = conn.connection.info
+            if info.get("trackops_busy_ms", self.busy_ms) != busy:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy)}")
+                info["trackops_busy_ms"] = busy
             conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     async def use_wal(self, engine: AsyncEngine) -> None:
@@ -971,6 +1116,19 @@ class _Dialect:
         return module.insert(table).on_conflict_do_nothing()
 
 
+class _Held:
+    """An already acquired lock as an async context manager that releases it on exit."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
 def _describe(exc: BaseException) -> str:
     """A one-line cause: the driver's message rather than SQLAlchemy's wrapper text."""
     orig = getattr(exc, "orig", None)
@@ -999,20 +1157,28 @@ class Store:
         # sleeps of up to 100 ms, which is what a webhook's latency cannot afford. Other
         # processes still wait through the busy timeout.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if dialect.is_sqlite else None
+        self._busy_writers: dict[int, AsyncEngine] = {}
         self.url = url
         """The store URL as configured, password masked."""
 
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
-    async def open(cls, url: str, *, connect_args: Mapping[str, Any] | None = None) -> Store:
+    async def open(
+        cls,
+        url: str,
+        *,
+        connect_args: Mapping[str, Any] | None = None,
+        busy_timeout: float = _SQLITE_BUSY_TIMEOUT_MS / 1000,
+    ) -> Store:
         """Connect, then create or upgrade the schema; ``StoreError`` when that fails.
 
-        ``connect_args`` go to the driver (e.g. asyncpg ``server_settings``).
+        ``connect_args`` go to the driver (e.g. asyncpg ``server_settings``). ``busy_timeout``
+        (SQLite): how long a transaction waits for another process's write lock.
         """
         masked = mask_url(url)
         target = normalize_url(url)
-        dialect = _Dialect(target.get_backend_name())
+        dialect = _Dialect(target.get_backend_name(), max(1, int(busy_timeout * 1000)))
         path = _sqlite_file(target) if dialect.is_sqlite else None
         if path is not None:
             try:
@@ -1089,18 +1255,42 @@ class Store:
             async with self._engine.connect() as conn:
                 yield conn
         except (sa.exc.SQLAlchemyError, OSError) as exc:  # OSError: the server went away
-            raise StoreError(f"store {self.url}: {_describe(exc)}") from exc
+            raise StoreError(
+                f"store {self.url}: {_describe(exc)}", transient=is_transient(exc)
+            ) from exc
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction: committed when the block ends, rolled back on any error."""
-        lock = self._write_lock or contextlib.nullcontext()
+    async def _write(self, *, busy_timeout: float | None = None) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: committed when the block ends, rolled back on any error.
+
+        ``busy_timeout`` bounds the wait for the write lock (this process's, then SQLite's)
+        to that many seconds; by default SQLite waits up to 30 s for another process.
+        """
+        writer = self._writer
+        lock: Any = self._write_lock or contextlib.nullcontext()
+        if busy_timeout is not None and self._dialect.is_sqlite:
+            ms = max(1, int(busy_timeout * 1000))
+            writer = self._busy_writers.get(ms) or self._busy_writers.setdefault(
+                ms, self._writer.execution_options(trackops_busy_ms=ms)
+            )
+            if self._write_lock is not None:
+                try:
+                    async with asyncio.timeout(busy_timeout):
+                        await self._write_lock.acquire()
+                except TimeoutError:
+                    raise StoreError(
+                        f"store {self.url}: busy (write lock not free within {busy_timeout:g} s)",
+                        transient=True,
+                    ) from None
+                lock = _Held(self._write_lock)
         try:
-            async with lock, self._writer.begin() as conn:
+            async with lock, writer.begin() as conn:
                 yield conn
         # sqlite3.Error: the driver-level hot inserts; OSError: the server went away
         except (sa.exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
-            raise StoreError(f"store {self.url}: {_describe(exc)}") from exc
+            raise StoreError(
+                f"store {self.url}: {_describe(exc)}", transient=is_transient(exc)
+            ) from exc
 
     async def _migrate(self) -> None:
         async with self._writer.begin() as conn:
@@ -1397,21 +1587,21 @@ class Store:
                 continue
             info = update.info
             event_ = info.latest_event
-            first_carrier = info.first_carrier or None
+            first_carrier = _fit_int(info.first_carrier or None)
             state_rows.append(
                 {
                     "p_number": update.number,
                     "p_status": int(update.transition.new_status),
                     "p_event_time": event_.time if event_ else None,
-                    "p_event_raw": event_.time_raw if event_ else None,
-                    "p_event_location": (event_.place or None) if event_ else None,
-                    "p_event_description": event_.description if event_ else None,
-                    "p_hash": info.hash,
+                    "p_event_raw": _fit_text(event_.time_raw) if event_ else None,
+                    "p_event_location": _fit_text(event_.place or None) if event_ else None,
+                    "p_event_description": _fit_text(event_.description) if event_ else None,
+                    "p_hash": _fit_int(info.hash, _INT64),
                     "p_info": encode(info).decode(),
                     "p_now": now,
                     "p_carrier": first_carrier,
-                    "p_origin": info.origin_country,
-                    "p_destination": info.destination_country,
+                    "p_origin": _fit_int(info.origin_country),
+                    "p_destination": _fit_int(info.destination_country),
                     "p_pushed": _naive(update.pushed_at),
                     "p_last_tracked": info.last_tracked,
                     "p_event_count": event_count(info),
@@ -1420,8 +1610,8 @@ class Store:
             if update.number not in new_rows:
                 new_rows[update.number] = {
                     "number": update.number,
-                    "carrier": update.carrier or first_carrier,
-                    "tag": update.tag,
+                    "carrier": _fit_int(update.carrier) or first_carrier,
+                    "tag": _fit_text(update.tag),
                     "order_number": update.order,
                     "email": update.email,
                     "buyer_name": update.name,
@@ -1587,7 +1777,12 @@ class Store:
             return [_notification(row._mapping) for row in await conn.execute(query)]
 
     async def claim_due(
-        self, *, now: datetime, limit: int = 100, lease: timedelta = timedelta(minutes=2)
+        self,
+        *,
+        now: datetime,
+        limit: int = 100,
+        lease: timedelta = timedelta(minutes=2),
+        worker: str | None = None,
     ) -> list[NotificationRecord]:
         """Take up to ``limit`` due pending rows for sending, longest due first.
 
@@ -1598,7 +1793,9 @@ class Store:
         never return the same row while its lease lasts; a row that is not marked (sent,
         failed, or pending with a retry time) before the lease ends is due again then, so a
         dispatcher that died after claiming delays its rows by ``lease``, and loses none.
-        ``send_status``, ``attempts`` and ``reason`` are left as they are.
+        ``send_status``, ``attempts`` and ``reason`` are left as they are. ``worker`` (host:pid)
+        is recorded as ``claimed_by``, so that a restart can release a dead process's rows at
+        once (``release_claims``) instead of waiting out the lease.
 
         ``ValueError`` for a ``lease`` that is not positive; ``limit`` below 1 claims nothing.
         """
@@ -1624,9 +1821,57 @@ class Store:
                 await conn.execute(
                     notifications.update()
                     .where(notifications.c.id.in_(ids[start : start + _CHUNK]))
-                    .values(next_attempt_at=until)
+                    .values(next_attempt_at=until, claimed_by=worker)
                 )
         return [replace(record, next_attempt_at=until) for record in picked]
+
+    async def heartbeat(self, worker: str, *, host: str, pid: int, now: datetime) -> None:
+        """Record that process ``worker`` (``host:pid``) is alive at ``now``.
+
+        A real write: the health check uses it to prove the store can be written.
+        """
+        at = _naive(now)
+        async with self._write(busy_timeout=5.0) as conn:
+            updated = await conn.execute(
+                workers.update().where(workers.c.id == worker).values(seen_at=at)
+            )
+            if not updated.rowcount:
+                await conn.execute(
+                    self._dialect.insert_ignore(workers).values(
+                        id=worker, host=host, pid=pid, started_at=at, seen_at=at
+                    )
+                )
+
+    async def claim_holders(self) -> dict[str, datetime | None]:
+        """Processes holding claims on pending rows, with their last heartbeat (None: never)."""
+        query = (
+            sa.select(notifications.c.claimed_by, workers.c.seen_at)
+            .select_from(
+                notifications.outerjoin(workers, workers.c.id == notifications.c.claimed_by)
+            )
+            .where(
+                notifications.c.send_status == "pending", notifications.c.claimed_by.is_not(None)
+            )
+            .distinct()
+        )
+        async with self._read() as conn:
+            return {holder: seen for holder, seen in await conn.execute(query)}
+
+    async def release_claims(self, holders: Sequence[str], *, now: datetime) -> int:
+        """Make the pending rows claimed by ``holders`` (dead processes) due at ``now``."""
+        if not holders:
+            return 0
+        async with self._write() as conn:
+            result = await conn.execute(
+                notifications.update()
+                .where(
+                    notifications.c.send_status == "pending",
+                    notifications.c.claimed_by.in_(list(holders)),
+                )
+                .values(next_attempt_at=_naive(now), claimed_by=None)
+            )
+            await conn.execute(workers.delete().where(workers.c.id.in_(list(holders))))
+            return int(result.rowcount or 0)
 
     async def mark_notification(
         self,
@@ -1654,6 +1899,7 @@ class Store:
                     sent_at=_naive(sent_at),
                     next_attempt_at=_naive(next_attempt_at),
                     change_seq=seq,
+                    claimed_by=None,
                 )
             )
 
@@ -1773,29 +2019,106 @@ class Store:
 
     # ------------------------------------------------------------------ webhook inbox
 
-    async def inbox_add_many(self, bodies: Sequence[tuple[bytes, datetime]]) -> list[int]:
-        """Store push bodies (with their receive times) in one transaction; their ids, in order."""
+    async def inbox_add_many(
+        self, bodies: Sequence[tuple[bytes, datetime]], *, busy_timeout: float | None = None
+    ) -> list[int]:
+        """Store push bodies (with their receive times) in one transaction; their ids, in order.
+
+        ``busy_timeout`` (SQLite): give up after that many seconds when another process holds
+        the database's write lock, instead of the usual 30 s (the listener answers 503 then,
+        and 17TRACK retries later, rather than holding its connections open).
+        """
         if not bodies:
             return []
-        rows = [{"body": bytes(body), "received_at": _naive(at)} for body, at in bodies]
-        async with self._write() as conn:
+        rows = [
+            {"body": bytes(body), "received_at": _naive(at), "attempts": 0, "failed": False}
+            for body, at in bodies
+        ]
+        async with self._write(busy_timeout=busy_timeout) as conn:
             return await self._dialect.insert_with_ids(conn, inbox, rows)
 
-    async def inbox_pending(self, limit: int = 100) -> list[InboxRow]:
-        """Unprocessed pushes, oldest first."""
+    async def inbox_pending(
+        self, limit: int = 100, *, now: datetime | None = None
+    ) -> list[InboxRow]:
+        """Unprocessed pushes, oldest first; with ``now``, only those due (not waiting to retry)."""
         query = sa.select(inbox).where(inbox.c.processed_at.is_(None)).order_by(inbox.c.id)
+        if now is not None:
+            query = query.where(
+                sa.or_(inbox.c.next_attempt_at.is_(None), inbox.c.next_attempt_at <= _naive(now))
+            )
         async with self._read() as conn:
             result = await conn.execute(query.limit(limit))
-            return [
-                InboxRow(
-                    id=row.id,
-                    body=bytes(row.body),
-                    received_at=row.received_at,
-                    processed_at=row.processed_at,
-                    error=row.error,
+            return [_inbox_row(row) for row in result]
+
+    async def inbox_failed(self, limit: int | None = None) -> list[InboxRow]:
+        """Quarantined pushes (``failed``), oldest first."""
+        query = sa.select(inbox).where(inbox.c.failed.is_(True)).order_by(inbox.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._read() as conn:
+            return [_inbox_row(row) for row in await conn.execute(query)]
+
+    async def inbox_get(self, id: int) -> InboxRow | None:
+        """One inbox row, or None."""
+        async with self._read() as conn:
+            row = (await conn.execute(sa.select(inbox).where(inbox.c.id == id))).first()
+        return _inbox_row(row) if row is not None else None
+
+    async def inbox_retry_later(
+        self, id: int, *, attempts: int, error: str, next_attempt_at: datetime
+    ) -> None:
+        """A push failed ``attempts`` times so far: try it again at ``next_attempt_at``."""
+        async with self._write() as conn:
+            await conn.execute(
+                inbox.update()
+                .where(inbox.c.id == id)
+                .values(attempts=attempts, error=error, next_attempt_at=_naive(next_attempt_at))
+            )
+
+    async def inbox_quarantine(
+        self, id: int, *, attempts: int, error: str, failed_at: datetime
+    ) -> None:
+        """Take a push out of processing for good (until replayed): ``failed``, with its error."""
+        async with self._write() as conn:
+            await conn.execute(
+                inbox.update()
+                .where(inbox.c.id == id)
+                .values(
+                    attempts=attempts,
+                    error=error,
+                    failed=True,
+                    processed_at=_naive(failed_at),
+                    next_attempt_at=None,
                 )
-                for row in result
+            )
+
+    async def inbox_replay(self, ids: Sequence[int]) -> list[int]:
+        """Put quarantined pushes back into processing (attempts from zero); the ids that were
+        quarantined, in order (others are left alone)."""
+        if not ids:
+            return []
+        async with self._write() as conn:
+            found = [
+                row_id
+                for (row_id,) in await conn.execute(
+                    sa.select(inbox.c.id)
+                    .where(inbox.c.id.in_(list(ids)), inbox.c.failed.is_(True))
+                    .order_by(inbox.c.id)
+                )
             ]
+            if found:
+                await conn.execute(
+                    inbox.update()
+                    .where(inbox.c.id.in_(found))
+                    .values(
+                        failed=False,
+                        processed_at=None,
+                        attempts=0,
+                        next_attempt_at=None,
+                        error=None,
+                    )
+                )
+        return found
 
     async def inbox_done(self, id: int, *, processed_at: datetime, error: str | None) -> None:
         """Mark a push processed (``error`` says why it could not be applied, if so)."""
@@ -1827,20 +2150,31 @@ class Store:
                 )
 
     async def inbox_stats(self) -> InboxStats:
-        """Unprocessed rows and the receive time of the newest push."""
+        """Unprocessed rows (and the oldest one's time), quarantined rows, the newest push."""
+        unprocessed = inbox.c.processed_at.is_(None)
         async with self._read() as conn:
-            backlog = await conn.scalar(
-                sa.select(sa.func.count()).where(inbox.c.processed_at.is_(None))
-            )
+            backlog = await conn.scalar(sa.select(sa.func.count()).where(unprocessed))
             last = await conn.scalar(sa.select(sa.func.max(inbox.c.received_at)))
-        return InboxStats(backlog=int(backlog or 0), last_received_at=last)
+            # Rows are received in id order: the lowest unprocessed id is the oldest (index).
+            oldest = await conn.scalar(
+                sa.select(inbox.c.received_at).where(unprocessed).order_by(inbox.c.id).limit(1)
+            )
+            failed = await conn.scalar(sa.select(sa.func.count()).where(inbox.c.failed.is_(True)))
+        return InboxStats(
+            backlog=int(backlog or 0),
+            last_received_at=last,
+            oldest_unprocessed_at=oldest,
+            failed=int(failed or 0),
+        )
 
     async def inbox_prune(self, *, before: datetime) -> int:
         """Delete processed pushes received before ``before``; returns how many."""
         async with self._write() as conn:
             result = await conn.execute(
                 inbox.delete().where(
-                    inbox.c.processed_at.is_not(None), inbox.c.received_at < _naive(before)
+                    inbox.c.processed_at.is_not(None),
+                    inbox.c.failed.is_(False),  # quarantined rows wait for a person
+                    inbox.c.received_at < _naive(before),
                 )
             )
             return int(result.rowcount or 0)

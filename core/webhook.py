@@ -23,9 +23,11 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from trackops.core import queries
 from trackops.core.config import ConfigError, Settings
 from trackops.core.engine import Engine, push_log
@@ -41,7 +43,9 @@ __all__ = [
     "InboxWriter",
     "ListenerStats",
     "create_app",
+    "quiet_malformed_requests",
     "resync_quiet",
+    "runner_options",
     "serve",
 ]
 
@@ -60,6 +64,7 @@ class ListenerStats:
 
     accepted: int = 0
     rejected: int = 0
+    store_failures: int = 0
     last_push_at: datetime | None = None
     started_at: float = field(default_factory=time.monotonic)
 
@@ -67,8 +72,15 @@ class ListenerStats:
 class InboxWriter:
     """Group commit: writes waiting bodies in one transaction, then releases their requests."""
 
-    def __init__(self, store: Store, on_stored: asyncio.Event | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_stored: asyncio.Event | None = None,
+        *,
+        busy_timeout: float | None = None,
+    ) -> None:
         self._store = store
+        self._busy_timeout = busy_timeout
         self._queue: asyncio.Queue[tuple[bytes, datetime, asyncio.Future[int]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._on_stored = on_stored
@@ -109,7 +121,9 @@ class InboxWriter:
                 except asyncio.QueueEmpty:
                     break
             try:
-                ids = await self._store.inbox_add_many([(b, t) for b, t, _ in batch])
+                ids = await self._store.inbox_add_many(
+                    [(b, t) for b, t, _ in batch], busy_timeout=self._busy_timeout
+                )
             except Exception as exc:
                 log.error("inbox write failed for %d pushes: %s", len(batch), exc)
                 for _, _, future in batch:
@@ -167,8 +181,24 @@ def _answer(status: int, message: str) -> web.Response:
     )
 
 
+class _BadBody(Exception):
+    """The body could not be read as sent (e.g. ``Content-Encoding: gzip`` on plain bytes)."""
+
+
 async def _read_body(request: web.Request, limit: int, within: float) -> bytes | None:
-    """The body, or None when it is larger than ``limit``; ``TimeoutError`` when too slow."""
+    """The body, or None when it is larger than ``limit``; ``TimeoutError`` when too slow,
+    ``_BadBody`` when it cannot be decoded as its headers say."""
+    try:
+        return await _read_body_raw(request, limit, within)
+    except (RequestPayloadError, HttpProcessingError) as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, HttpProcessingError) else exc
+        detail = getattr(cause, "message", "") or type(cause).__name__
+        encoding = request.headers.get("Content-Encoding", "")
+        what = f"Content-Encoding {encoding!r}" if encoding else "the request's framing"
+        raise _BadBody(f"body does not match {what}: {detail}") from None
+
+
+async def _read_body_raw(request: web.Request, limit: int, within: float) -> bytes | None:
     length = request.content_length
     if length is not None and length > limit:
         return None
@@ -214,6 +244,8 @@ async def handle_push(request: web.Request) -> web.Response:
         )
     except TimeoutError:
         return _refuse(request, 408, "request body not received in time")
+    except _BadBody as exc:
+        return _refuse(request, 400, str(exc))
     if body is None:
         return _refuse(request, 413, f"body larger than {settings.webhook.max_body_bytes} bytes")
     try:
@@ -227,6 +259,7 @@ async def handle_push(request: web.Request) -> web.Response:
     try:
         row_id = await app[WRITER].write(body, now)
     except Exception as exc:
+        stats.store_failures += 1
         log.error("push not stored, answering 503 so 17TRACK retries: %s", exc)
         return _answer(503, "push could not be stored; retry later")
     stats.accepted += 1
@@ -240,28 +273,54 @@ async def handle_push(request: web.Request) -> web.Response:
 
 
 async def handle_health(request: web.Request) -> web.Response:
-    """``GET /healthz``: store reachable, inbox backlog, time of the last push."""
+    """``GET /healthz``: 200 when pushes are stored and applied, else 503 with the reasons.
+
+    503 when the store cannot be read or written (the write is a real one: this process's
+    heartbeat, so a full disk or a read-only file shows), when the inbox is stalled (its
+    oldest unprocessed push is older than ``[webhook] stall_seconds``), or when pushes are
+    quarantined (``trackops inbox --failed`` lists them). ``problems`` names each.
+    """
     engine = request.app[ENGINE]
-    ok = False
-    backlog: int | None = None
-    last: datetime | None = None
+    settings = request.app[SETTINGS]
+    problems: list[str] = []
+    stats = None
     try:
-        reachable = await engine.store.ping()
         stats = await engine.store.inbox_stats()
-        backlog, last = stats.backlog, stats.last_received_at
-        ok = reachable
     except Exception as exc:
-        ok = False
-        log.warning("health check: store not usable: %s", exc)
+        problems.append(f"store not readable: {exc}")
+    if stats is not None:
+        try:
+            await engine.heartbeat()
+        except Exception as exc:
+            problems.append(f"store not writable: {exc}")
+    now = engine.clock()
+    waited: float | None = None
+    if stats is not None and stats.oldest_unprocessed_at is not None:
+        waited = max(0.0, (now - stats.oldest_unprocessed_at).total_seconds())
+        if waited > settings.webhook.stall_seconds:
+            problems.append(
+                f"inbox stalled: {stats.backlog} pushes unprocessed, the oldest for {waited:.0f} s"
+            )
+    if stats is not None and stats.failed:
+        problems.append(
+            f"{stats.failed} pushes quarantined after failing (trackops inbox --failed)"
+        )
+    if problems:
+        log.warning("health check: %s", "; ".join(problems))
+    last = stats.last_received_at if stats else None
     body = {
-        "status": "ok" if ok else "store unreachable",
-        "store": ok,
-        "inbox_backlog": backlog,
+        "status": "ok" if not problems else "unhealthy",
+        "problems": problems,
+        "store": stats is not None and not any(p.startswith("store ") for p in problems),
+        "inbox_backlog": stats.backlog if stats else None,
+        "inbox_oldest_waiting_s": round(waited, 3) if waited is not None else None,
+        "inbox_failed": stats.failed if stats else None,
         "last_push_at": last.isoformat() + "Z" if last else None,
         "accepted": request.app[STATS].accepted,
         "rejected": request.app[STATS].rejected,
+        "store_failures": request.app[STATS].store_failures,
     }
-    return web.json_response(body, status=200 if ok else 503)
+    return web.json_response(body, status=200 if not problems else 503)
 
 
 def setup_routes(app: web.Application, settings: Settings) -> None:
@@ -340,17 +399,77 @@ async def _resync_loop(engine: Engine, hours: float) -> None:
             log.exception("periodic resync failed; trying again later")
 
 
+class _QuietMalformedRequests(logging.Filter):
+    """aiohttp logs each malformed request (bad request line, header, framing) at ERROR with a
+    traceback: anyone on the internet could fill the log. Such a record becomes one WARNING
+    line without the traceback, at most once per ``every`` seconds, counting the ones held
+    back; other records pass unchanged."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        super().__init__("trackops")
+        self.every = every
+        self.suppressed = 0
+        self._last = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError | RequestPayloadError):
+            return True
+        now = time.monotonic()
+        if now - self._last < self.every:
+            self.suppressed += 1
+            return False
+        held, self.suppressed, self._last = self.suppressed, 0, now
+        detail = getattr(exc, "message", "") or str(exc)
+        record.msg = "malformed HTTP request refused (%s: %s)%s"
+        record.args = (
+            type(exc).__name__,
+            str(detail).strip().splitlines()[0][:200] if str(detail).strip() else "",
+            f"; {held} more in the last {self.every:g} s not logged" if held else "",
+        )
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        return True
+
+
+_AIOHTTP_FILTER = _QuietMalformedRequests()
+
+
+def quiet_malformed_requests() -> None:
+    """Install the filter on aiohttp's server logger (idempotent)."""
+    server_log = logging.getLogger("aiohttp.server")
+    if _AIOHTTP_FILTER not in server_log.filters:
+        server_log.addFilter(_AIOHTTP_FILTER)
+
+
+def runner_options(settings: Settings) -> dict[str, Any]:
+    """``web.AppRunner`` keyword arguments for the listener.
+
+    ``keepalive_timeout`` doubles as the header timeout: aiohttp closes a connection on which
+    no complete request arrived within it (a client sending its headers slowly, or nothing).
+    """
+    return {
+        "access_log": None,
+        "shutdown_timeout": 10.0,
+        "keepalive_timeout": settings.webhook.header_timeout,
+    }
+
+
 def create_app(settings: Settings, engine: Engine, *, background: bool = True) -> web.Application:
     """The listener's aiohttp application over an open ``engine``.
 
     ``background`` runs the inbox processor and the dispatcher inside the app's lifetime.
+    Run it with ``web.AppRunner(app, **runner_options(settings))``.
     """
+    quiet_malformed_requests()
     app = web.Application(client_max_size=settings.webhook.max_body_bytes)
     app[SETTINGS] = settings
     app[ENGINE] = engine
     app[STATS] = ListenerStats()
     app[INBOX_EVENT] = asyncio.Event()
-    app[WRITER] = InboxWriter(engine.store, app[INBOX_EVENT])
+    app[WRITER] = InboxWriter(
+        engine.store, app[INBOX_EVENT], busy_timeout=settings.webhook.store_timeout
+    )
     app[ALLOWED] = _networks(settings.webhook.allow_networks)
     app[TRUSTED] = _networks(settings.webhook.trusted_proxies)
     setup_routes(app, settings)
@@ -382,7 +501,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
     async with Engine(settings) as engine:
         engine.check_config()
         app = create_app(settings, engine)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=10.0)
+        runner = web.AppRunner(app, **runner_options(settings))
         await runner.setup()
         site = web.TCPSite(runner, settings.webhook.host, settings.webhook.port, backlog=1024)
         try:

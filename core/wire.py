@@ -319,7 +319,10 @@ def parse_time(raw: str | None) -> datetime | None:
         else:
             return None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00: before datetime.min in UTC
+            return None
     return parsed
 
 
@@ -750,13 +753,16 @@ def _decode_leniently(body: bytes | str, target: Any, what: str) -> Any:
     """Read ``body`` into ``target`` field by field (see above); ``WireError`` if not JSON."""
     try:
         raw = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WireError(f"{what} could not be read: {exc}") from None
     kind = _type_infos.get(target)
     if kind is None:
         kind = _type_infos[target] = mi.type_info(target)
     dropped: list[str] = []
-    fitted = _lenient(raw, kind, "$", dropped)
+    try:
+        fitted = _lenient(raw, kind, "$", dropped)
+    except RecursionError:
+        raise WireError(f"{what} could not be read: nested too deeply") from None
     if fitted is _DROP:
         raise WireError(f"{what} could not be read: expected a JSON object")
     if dropped:
@@ -786,7 +792,7 @@ def decode_envelope(body: bytes | str, item: type[T]) -> Envelope[T]:
         return decoder.decode(body)
     except msgspec.ValidationError:
         return _decode_leniently(body, Envelope[item], "17TRACK answer")  # type: ignore[valid-type]
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WireError(f"17TRACK answer could not be read: {exc}") from None
 
 
@@ -799,7 +805,7 @@ def decode_track_list(body: bytes | str) -> TrackListEnvelope:
         return _track_list_decoder.decode(body)
     except msgspec.ValidationError:
         return _decode_leniently(body, TrackListEnvelope, "17TRACK track list")
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WireError(f"17TRACK track list could not be read: {exc}") from None
 
 
@@ -815,7 +821,7 @@ def decode_track_info(body: bytes | str) -> TrackInfo:
         return _track_info_decoder.decode(body)
     except msgspec.ValidationError:
         return _decode_leniently(body, TrackInfo, "tracking information")
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WireError(f"tracking information could not be read: {exc}") from None
 
 
@@ -867,7 +873,7 @@ def decode_push(body: bytes) -> PushEnvelope:
     """Decode the push envelope; ``WireError`` unless it is a JSON object with event and data."""
     try:
         envelope = _push_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WireError(f"push body is not a 17TRACK push envelope: {exc}") from None
     if not envelope.data or bytes(envelope.data).strip() in (b"null", b""):
         raise WireError("push body is not a 17TRACK push envelope: `data` is null")
@@ -893,7 +899,7 @@ def decode_push_data(event: str, data: bytes) -> TrackingUpdated | TrackingStopp
         return decoder.decode(data)  # type: ignore[no-any-return]
     except msgspec.ValidationError:
         pass
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WireError(f"{event} push data could not be read: {exc}") from None
     decoded = _decode_leniently(data, _LenientPush, f"{event} push data")
     if not decoded.number:
@@ -931,4 +937,6 @@ def verify_push_signature(envelope: PushEnvelope, key: str) -> bool:
     if not envelope.sign:
         return False
     expected = push_signature(envelope.event, bytes(envelope.data), key)
-    return hmac.compare_digest(expected, envelope.sign.strip().lower())
+    # As bytes: compare_digest refuses a str with non-ASCII characters (TypeError).
+    given = envelope.sign.strip().lower().encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(expected.encode(), given)

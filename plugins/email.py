@@ -97,6 +97,19 @@ def split_recipients(recipient: str) -> list[str]:
     return out
 
 
+def message_id(message: Message, domain: str | None) -> str:
+    """A ``Message-ID`` that stays the same for one history row however often it is sent.
+
+    A resend after a crash (sent, but not yet recorded as sent) then carries the same id, so
+    mail clients and servers that de-duplicate on it show it once. The row's creation time
+    keeps ids apart between two databases that reuse row ids.
+    """
+    if not message.notification_id:
+        return email.utils.make_msgid("trackops", domain=domain)
+    created = f"{message.created_at:%Y%m%d%H%M%S%f}" if message.created_at else "0"
+    return f"<trackops.{message.notification_id}.{created}@{domain or 'localhost'}>"
+
+
 class EmailChannel:
     """The ``email`` channel; ``tls_context`` overrides certificate checks (tests, private CA)."""
 
@@ -164,7 +177,7 @@ class EmailChannel:
             mail["To"] = ", ".join(recipients)
         mail["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
         domain = self._sender_address().rpartition("@")[2] or None
-        mail["Message-ID"] = email.utils.make_msgid("trackops", domain=domain)
+        mail["Message-ID"] = message_id(message, domain)
         mail["Auto-Submitted"] = "auto-generated"
         if message.notification_id:
             mail["X-Trackops-Notification"] = str(message.notification_id)

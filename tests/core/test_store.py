@@ -1041,7 +1041,9 @@ async def test_inbox(store: Store) -> None:
     await store.inbox_done(ids[0], processed_at=t[3], error=None)
     await store.inbox_done(ids[1], processed_at=t[3], error="not JSON")
     assert [r.id for r in await store.inbox_pending()] == [ids[2]]
-    assert await store.inbox_stats() == InboxStats(backlog=1, last_received_at=t[2])
+    assert await store.inbox_stats() == InboxStats(
+        backlog=1, last_received_at=t[2], oldest_unprocessed_at=t[2]
+    )
     assert await store.inbox_prune(before=t[2]) == 2
     assert [r.id for r in await store.inbox_pending()] == [ids[2]]
     more = await store.inbox_add_many([(b"fourth", t[3])])
