@@ -91,6 +91,9 @@ push_log = logging.getLogger("trackops.pushes")
 """One plain line per push applied (here) or refused (the listener): what `serve` shows."""
 
 ALREADY_REGISTERED = -18019901
+NOT_REGISTERED = -18019902
+SYNC_CHUNK = 400
+"""Numbers per sync step (10 gettrackinfo requests): applied before the next is asked for."""
 NO_INFO_YET = -18019909
 _SEND_CONCURRENCY = 8
 _RETRY_BASE_SECONDS = 30.0
@@ -210,7 +213,12 @@ class CommandOutcome:
 
 @dataclass(frozen=True)
 class SyncOutcome:
-    """What a sync did: numbers asked, updates applied, notifications created, rejections."""
+    """What a sync did: numbers asked, updates applied, notifications created, rejections.
+
+    ``unknown``: numbers 17TRACK answered it does not know (-18019902); they are marked
+    (``unknown_since``) and no longer synced. ``interrupted``: the sync was stopped early;
+    ``total`` numbers were due and ``asked`` of them were asked for and applied.
+    """
 
     asked: int
     applied: int
@@ -218,6 +226,9 @@ class SyncOutcome:
     no_info_yet: list[str]
     rejected: list[Rejected]
     requests: int
+    unknown: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    total: int = 0
 
 
 @dataclass(frozen=True)
@@ -524,9 +535,19 @@ class Engine:
                         rej = _rejected(number, rej.error.code, hint)
                 rejected.append(rej)
             if new_rows:
-                await self.store.add_shipments(new_rows)
+                inserted = set(await self.store.add_shipments(new_rows))
                 for row in new_rows:
                     self._publish(Change("shipment", row.number, PackageStatus.NOT_FOUND))
+                # A number 17TRACK had forgotten (-18019902) and now took again: tracked again.
+                fresh = {item.number for item in result.accepted} - inserted
+                if fresh:
+                    known = await self.store.get_shipments(sorted(fresh))
+                    for number, record in known.items():
+                        if record.unknown_since is not None:
+                            await self.store.update_shipment(
+                                number, active=True, stopped_at=None, unknown_since=None
+                            )
+                            notes[number] = "registered again at 17TRACK; tracked again"
         return CommandOutcome(accepted=accepted, rejected=rejected, notes=notes)
 
     @staticmethod
@@ -653,8 +674,15 @@ class Engine:
         self,
         progress: Callable[[int, int], None] | None = None,
         numbers: Sequence[str] | None = None,
+        stop: asyncio.Event | None = None,
     ) -> SyncOutcome:
-        """Ask 17TRACK for the latest tracking info of every tracked shipment and apply it."""
+        """Ask 17TRACK for the latest tracking info of every tracked shipment and apply it.
+
+        Works in chunks of ``SYNC_CHUNK`` numbers, each applied before the next is asked for,
+        so what was done is kept when ``stop`` is set (between chunks: the outcome then says
+        ``interrupted``). ``progress(done, total)`` counts numbers. A number 17TRACK does not
+        know (-18019902) is marked ``unknown_since`` and no longer tracked here.
+        """
         self.check_config()
         if numbers is None:
             pairs: list[tuple[str, int | None]] = []
@@ -674,19 +702,63 @@ class Engine:
             return SyncOutcome(0, 0, 0, [], [], 0)
         client = await self.client()
         items = [NumberItem(number=n, carrier=c or None) for n, c in pairs]
-        result = await client.get_track_info(items, progress=progress)
-        updates = [(acc.number, acc.track) for acc in result.accepted if acc.track is not None]
-        transitions, notes = await self.apply_track_infos(updates)
-        no_info = [r.number or "" for r in result.rejected if r.error.code == NO_INFO_YET]
-        rejected = [r for r in result.rejected if r.error.code != NO_INFO_YET]
+        asked = applied = notifications = requests = 0
+        no_info: list[str] = []
+        unknown: list[str] = []
+        rejected: list[Rejected] = []
+        interrupted = False
+        for start in range(0, len(items), SYNC_CHUNK):
+            if stop is not None and stop.is_set():
+                interrupted = True
+                break
+            chunk = items[start : start + SYNC_CHUNK]
+
+            def chunk_progress(done: int, total: int, start: int = start) -> None:
+                if progress is not None:
+                    progress(start + done, len(items))
+
+            result = await client.get_track_info(chunk, progress=chunk_progress)
+            updates = [(a.number, a.track) for a in result.accepted if a.track is not None]
+            transitions, notes = await self.apply_track_infos(updates)
+            asked += len(chunk)
+            applied += sum(1 for t in transitions if t.applies)
+            notifications += len(notes)
+            requests += result.requests
+            forgotten = []
+            for rej in result.rejected:
+                if rej.error.code == NO_INFO_YET:
+                    no_info.append(rej.number or "")
+                elif rej.error.code == NOT_REGISTERED and rej.number:
+                    forgotten.append(rej.number)
+                else:
+                    rejected.append(rej)
+            if forgotten:
+                await self._mark_unknown(forgotten)
+                unknown += forgotten
         return SyncOutcome(
-            asked=len(items),
-            applied=sum(1 for t in transitions if t.applies),
-            notifications=len(notes),
+            asked=asked,
+            applied=applied,
+            notifications=notifications,
             no_info_yet=no_info,
             rejected=rejected,
-            requests=result.requests,
+            requests=requests,
+            unknown=unknown,
+            interrupted=interrupted,
+            total=len(items),
         )
+
+    async def _mark_unknown(self, numbers: Sequence[str]) -> None:
+        """17TRACK does not know these numbers: mark them and stop tracking them here."""
+        now = self.clock()
+        for number in dict.fromkeys(numbers):
+            record = await self.store.get_shipment(number)
+            if record is None or record.unknown_since is not None:
+                continue
+            await self.store.update_shipment(
+                number, active=False, stopped_at=now, unknown_since=now
+            )
+            log.warning("17TRACK does not know %s (-18019902): no longer synced", number)
+            self._publish(Change("shipment", number, record.status))
 
     async def apply_track_info(self, number: str, info: TrackInfo) -> Transition:
         """Apply one TrackInfo (from a sync or a push); returns the decided transition."""

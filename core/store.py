@@ -281,6 +281,8 @@ shipments = sa.Table(
     # 17TRACK's last-tracked time (its own clock) and the number of events held
     sa.Column("last_tracked_at", sa.DateTime),
     sa.Column("event_count", sa.Integer),
+    # v7: when 17TRACK answered that it does not know the number (-18019902); NULL otherwise
+    sa.Column("unknown_since", sa.DateTime),
 )
 
 inbox = sa.Table(
@@ -585,6 +587,12 @@ def _add_inbox_retries_and_claims_v6(conn: Connection) -> None:
     )
 
 
+def _unknown_since_v7(conn: Connection) -> None:
+    """Version 7: shipments remember when 17TRACK stopped knowing their number."""
+    timestamp = sa.DateTime().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE shipments ADD COLUMN unknown_since {timestamp}")
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     (1, "shipments, inbox, notifications", _create_v1),
     (2, "notifications.subject and notifications.body", _add_message_text_v2),
@@ -600,6 +608,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "inbox.attempts, next_attempt_at, failed; notifications.claimed_by; workers",
         _add_inbox_retries_and_claims_v6,
     ),
+    (7, "shipments.unknown_since", _unknown_since_v7),
 )
 """Every schema step, in order. Append only: a released step never changes."""
 
@@ -642,6 +651,8 @@ class ShipmentRecord:
     change_seq: int = field(default=0, repr=False)
     last_tracked_at: datetime | None = None
     event_count: int | None = None
+    unknown_since: datetime | None = None
+    """When 17TRACK answered that it does not know the number (-18019902); tracking stopped."""
 
     @cached_property
     def info(self) -> TrackInfo | None:
@@ -687,6 +698,7 @@ class ShipmentRecord:
             "order": self.order_number,
             "email": self.email,
             "tag": self.tag,
+            "unknown_since": _iso(self.unknown_since),
         }
 
 

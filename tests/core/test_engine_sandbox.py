@@ -23,6 +23,7 @@ from trackops.core.channels import RecordingChannel
 from trackops.core.config import Settings
 from trackops.core.engine import Engine, RegisterRequest
 from trackops.core.sandbox import RunningSandbox, SandboxConfig, ScriptedEvent, running_sandbox
+from trackops.core.wire import NumberItem
 from trackops.core.wire import PackageStatus as S
 
 START = datetime(2026, 3, 2, 8, 0)
@@ -489,3 +490,58 @@ async def test_resync_asks_only_for_shipments_quiet_longer_than_resync_hours(
             assert api_requests(sandbox, "/gettrackinfo") == before + 1
             assert await status_of(engine, "RR100000002CN") is S.IN_TRANSIT
             assert await status_of(engine, "RR100000001CN") is S.NOT_FOUND
+
+
+# --------------------------------------------------------------------------- -18019902
+
+
+async def test_a_number_17track_forgot_is_marked_and_no_longer_fails_syncs(
+    engine: Engine, sandbox: RunningSandbox
+) -> None:
+    kept, forgotten = "RF000000001CN", "RF000000002CN"
+    outcome = await engine.register([RegisterRequest(kept), RegisterRequest(forgotten)])
+    assert sorted(outcome.accepted) == [kept, forgotten]
+    client = await engine.client()
+    gone = NumberItem(number=forgotten, carrier=3011)
+    deleted = await client.delete_track([gone])  # gone at 17TRACK, not here
+    assert [a.number for a in deleted.accepted] == [forgotten]
+
+    first = await engine.sync()
+    assert (first.asked, first.unknown, first.rejected) == (2, [forgotten], [])
+    record = await engine.store.get_shipment(forgotten)
+    assert record is not None and record.unknown_since == sandbox.state.now()
+    assert (record.active, record.tracking) == (False, "stopped")
+    assert record.to_json()["unknown_since"] == sandbox.state.now().isoformat() + "Z"
+
+    later = await engine.sync()
+    assert (later.asked, later.unknown, later.rejected) == (1, [], [])
+
+    again = await engine.register([RegisterRequest(forgotten)])
+    assert again.accepted == [forgotten]
+    assert again.notes[forgotten] == "registered again at 17TRACK; tracked again"
+    record = await engine.store.get_shipment(forgotten)
+    assert record is not None and (record.active, record.unknown_since) == (True, None)
+    assert (await engine.sync()).asked == 2
+
+
+async def test_sync_stops_between_chunks_keeping_what_was_done(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trackops.core.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "SYNC_CHUNK", 2)
+    numbers = [f"RT00000000{i}CN" for i in range(1, 6)]
+    await engine.register([RegisterRequest(n) for n in numbers])
+    stop = asyncio.Event()
+    seen: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done >= 2:
+            stop.set()  # as Ctrl-C would, in the middle of the sync
+
+    outcome = await engine.sync(progress=progress, stop=stop)
+    assert (outcome.interrupted, outcome.asked, outcome.total) == (True, 2, 5)
+    assert seen == [(2, 5)]
+    full = await engine.sync()
+    assert (full.interrupted, full.asked, full.total) == (False, 5, 5)

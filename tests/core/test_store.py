@@ -527,6 +527,7 @@ async def test_shipment_record_json_state_and_lazy_info(store: Store) -> None:
         "order": "A-1",
         "email": "a@x.io",
         "tag": "vip",
+        "unknown_since": None,
     }
     assert record.to_json()["carrier_name"] == ""
     assert record.stored_state() == StoredState(
