@@ -190,7 +190,6 @@ class Rules:
         predicates: Mapping[str, Predicate] | None = None,
         on_predicate_error: PredicateErrorHandler | None = None,
     ) -> None:
-        self.notifications = notifications
         self._known = frozenset(known_channels) if known_channels is not None else None
         self._predicates = dict(predicates or {})
         self._on_predicate_error = on_predicate_error
@@ -287,7 +286,7 @@ class Rules:
             else:
                 continue
             out.append(
-                _intent("seller", channel, recipient, c.name, c.kind, t.old_status, t.new_status)
+                _intent(c.audience, channel, recipient, c.name, c.kind, t.old_status, t.new_status)
             )
 
     @staticmethod

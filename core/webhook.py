@@ -33,7 +33,7 @@ from trackops.core.config import ConfigError, Settings
 from trackops.core.engine import Engine, push_log
 from trackops.core.store import Store
 from trackops.core.text import safe_text
-from trackops.core.wire import WireError, decode_push, verify_push_signature
+from trackops.core.wire import PushEnvelope, WireError, decode_push, verify_push_signature
 
 __all__ = [
     "ENGINE",
@@ -47,6 +47,7 @@ __all__ = [
     "resync_quiet",
     "runner_options",
     "serve",
+    "signature_problem",
 ]
 
 log = logging.getLogger("trackops.webhook")
@@ -220,6 +221,13 @@ async def _read_body_raw(request: web.Request, limit: int, within: float) -> byt
 _STORED = b'{"code":0,"message":"stored"}'
 
 
+def signature_problem(envelope: PushEnvelope, key: str) -> str | None:
+    """``None`` when ``envelope`` is signed with ``key``; else "missing sign" or "wrong sign"."""
+    if verify_push_signature(envelope, key):
+        return None
+    return "wrong sign" if envelope.sign else "missing sign"
+
+
 def _refuse(request: web.Request, status: int, reason: str) -> web.Response:
     """Count, tell (``push_log``: reason and source, never the body or a signature), answer."""
     request.app[STATS].rejected += 1
@@ -252,8 +260,9 @@ async def handle_push(request: web.Request) -> web.Response:
         envelope = decode_push(body)
     except WireError as exc:
         return _refuse(request, 400, str(exc))
-    if not verify_push_signature(envelope, settings.api.key.reveal()):
-        return _refuse(request, 401, "missing sign" if not envelope.sign else "wrong sign")
+    problem = signature_problem(envelope, settings.api.key.reveal())
+    if problem is not None:
+        return _refuse(request, 401, problem)
     # The engine's clock, like every other time it stores (the sandbox's in demos and tests).
     now = app[ENGINE].clock()
     try:
