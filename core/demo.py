@@ -5,8 +5,8 @@ listener the sandbox pushes to; registers a handful of shipments with order numb
 emails; and prints shipments and notifications as they happen. The sandbox runs fast
 (``speed`` simulated seconds per real second) so parcels travel in about a minute.
 
-Notifications go to an in-process "console" channel that prints them, so the demo needs no
-mail server; the history is real and can be read afterwards with the printed config.
+Notifications go to the built-in ``console`` channel (``trackops.plugins.console``), which
+prints them, so the demo needs no mail server; the history is real.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TextIO
 
 from aiohttp import web
-from trackops.core.channels import Message
 from trackops.core.config import (
     ApiSettings,
     CustomerSettings,
@@ -32,6 +31,7 @@ from trackops.core.config import (
     WebhookSettings,
 )
 from trackops.core.engine import Change, Engine, RegisterRequest
+from trackops.plugins.console import ConsoleChannel
 
 __all__ = ["ConsoleChannel", "demo_numbers", "demo_settings", "run_demo"]
 
@@ -52,31 +52,6 @@ def demo_numbers(count: int, seed: int = 0) -> list[str]:
         f"R{'RLCE'[i % 4]}{(seed * 7919 + 104729 * (i + 1)) % 10**9:09d}{_COUNTRIES[i % 8]}"
         for i in range(count)
     ]
-
-
-class ConsoleChannel:
-    """A notifier channel that prints each notification (the demo's stand-in for email)."""
-
-    def __init__(self, out: TextIO = sys.stdout) -> None:
-        self.name = "console"
-        self.out = out
-        self.sent: list[Message] = []
-
-    async def send(self, message: Message) -> None:
-        """Print one line for the notification."""
-        self.sent.append(message)
-        change = " -> ".join(
-            s.display for s in (message.from_status, message.to_status) if s is not None
-        )
-        who = "buyer" if message.audience == "customer" else message.audience
-        self.out.write(
-            f"    notify {who} {message.recipient}: order {message.order or '-'} "
-            f"{message.number} {change} [{message.condition}]\n"
-        )
-        self.out.flush()
-
-    async def aclose(self) -> None:
-        """Nothing to release."""
 
 
 def demo_settings(
@@ -121,7 +96,7 @@ async def run_demo(
         config = SandboxConfig(key=DEMO_KEY, webhook_url=webhook_url, speed=speed, seed=seed)
         async with running_sandbox(config) as sandbox:
             settings = demo_settings(workdir, sandbox.port, listener_port)
-            console = ConsoleChannel(out)
+            console = ConsoleChannel(out=out)
             async with Engine(settings, channels=[console], load_plugins=False) as engine:
                 app = create_app(settings, engine)
                 runner = web.AppRunner(app, access_log=None)
