@@ -13,9 +13,14 @@ Secrets are held in ``Secret`` so that a repr or a log line never shows them.
 
 from __future__ import annotations
 
+import email.utils
+import ipaddress
+import math
 import os
 import re
+import string
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -334,6 +339,8 @@ class _Reader:
             except ValueError:
                 pass
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+        # NaN and infinity pass every comparison test or none; they are never a setting.
+        ok = ok and math.isfinite(value)
         if not ok or (value <= minimum if strict else value < minimum):
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise self.fail(key, self.table.get(key), f"a number {bound}")
@@ -449,6 +456,51 @@ def _read_condition(reader: _Reader, index: int) -> ConditionSettings:
     return condition
 
 
+_ADDRESS_RE: Final = re.compile(r"^[^\s@,;:<>()\[\]\\\"]{1,64}@[^\s@,;:<>()\[\]\\\"]{1,253}$")
+
+
+def _address_problem(value: str) -> bool:
+    """True unless ``value`` is one email address, bare or as ``Name <address>``."""
+    _, address = email.utils.parseaddr(value)
+    if not address or len(address) > 254 or not _ADDRESS_RE.match(address):
+        return True
+    domain = address.rpartition("@")[2]
+    return domain.startswith(".") or domain.endswith(".") or ".." in domain
+
+
+def _check_tracking_url(reader: _Reader, url: str) -> None:
+    """``tracking_url`` may name ``{number}`` (and nothing else) and must format."""
+    expected = "an http(s) URL whose only placeholder is {number}, e.g. https://t.17track.net/en#nums={number}"
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(url) if name is not None]
+        url.format(number="RR123456789CN")
+    except (ValueError, KeyError, IndexError, AttributeError):
+        raise reader.fail("tracking_url", url, expected) from None
+    if any(name != "number" for name in fields) or not url.startswith(("http://", "https://")):
+        raise reader.fail("tracking_url", url, expected)
+
+
+def _check_url(reader: _Reader, key: str, value: Any) -> None:
+    """A channel's URL setting: a string http(s) URL with a host and no spaces. The message
+    never shows the value: a webhook URL carries its secret."""
+    expected = "an http:// or https:// URL with no spaces"
+    if value is None or value == "":
+        return
+    reader.secrets.add(key)
+    if not isinstance(value, str):
+        raise reader.fail(key, value, expected)
+    try:
+        parsed = urllib.parse.urlsplit(value.strip())
+    except ValueError:
+        raise reader.fail(key, value, expected) from None
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.hostname
+        or any(c.isspace() for c in value.strip())
+    ):
+        raise reader.fail(key, value, expected)
+
+
 def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settings:
     """Build ``Settings`` from an already parsed TOML document; ``ConfigError`` on bad input."""
     secrets: set[str] = set()
@@ -488,6 +540,14 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
     )
     if not webhook.path.startswith("/"):
         raise hook_r.fail("path", webhook.path, "a path starting with /")
+    for key in ("trusted_proxies", "allow_networks"):
+        for entry in getattr(webhook, key):
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise hook_r.fail(
+                    key, entry, "IP addresses or networks such as 10.0.0.0/8 or 2001:db8::/32"
+                ) from None
     hook_r.done()
 
     notes_r = root.sub("notifications")
@@ -543,6 +603,13 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         conditions=tuple(conditions),
         reports=reports,
     )
+    _check_tracking_url(notes_r, notifications.tracking_url)
+    if seller.email and _address_problem(seller.email):
+        raise sell_r.fail("email", seller.email, "an email address such as ops@shop.example")
+    if "email" in reports.channels:
+        for address in reports.recipients:
+            if _address_problem(address):
+                raise rep_r.fail("recipients", address, "email addresses such as ops@shop.example")
     notes_r.done()
 
     chan_r = root.sub("channels")
@@ -558,6 +625,8 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         templates=mail_r.string("templates", ""),
         timeout=mail_r.number("timeout", 30.0),
     )
+    if _address_problem(email.sender):
+        raise mail_r.fail("sender", email.sender, "an email address such as trackops@shop.example")
     if email.ssl and email.starttls:
         raise mail_r.fail("starttls", True, "starttls and ssl not both true (ssl is implicit TLS)")
     mail_r.done()
@@ -569,6 +638,8 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         resolved: dict[str, Any] = {}
         for key in sub.table:
             resolved[key] = sub.raw(key)
+            if key == "webhook_url" or key.endswith("_url"):
+                _check_url(sub, key, resolved[key])
         other[name] = resolved
     chan_r.done()
     channels = ChannelSettings(email=email, other=other)

@@ -33,6 +33,7 @@ from trackops.core.channels import Attachment, Channel, ChannelError, Message
 from trackops.core.client import BatchResult, TrackClient
 from trackops.core.config import ConfigError, Settings
 from trackops.core.plugins import PluginHost
+from trackops.core.redact import install_log_redaction, redact
 from trackops.core.reports import (
     REPORT_KINDS,
     CsvExport,
@@ -316,6 +317,7 @@ class Engine:
 
     async def open(self) -> None:
         """Open the store, build the client, load plugins and compile the rules."""
+        install_log_redaction()
         if self._plugins is None and self._load_plugins:
             self._plugins = PluginHost(self.settings)
         plugin_channels: dict[str, Channel] = dict(self._plugins.channels) if self._plugins else {}
@@ -1092,6 +1094,8 @@ class Engine:
                 reason, retryable = exc.reason, exc.retryable
             except Exception as exc:  # a plugin's bug must not stop the others
                 reason = f"channel {row.channel!r} failed: {type(exc).__name__}: {exc}"
+        if reason is not None:
+            reason = redact(reason)  # the history keeps no webhook token or password
         now = self.clock()
         if reason is None:
             await self.store.mark_notification(

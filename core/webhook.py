@@ -31,6 +31,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from trackops.core import queries
 from trackops.core.config import ConfigError, Settings
 from trackops.core.engine import Engine, push_log
+from trackops.core.redact import install_log_redaction
 from trackops.core.store import Store
 from trackops.core.text import safe_text
 from trackops.core.wire import PushEnvelope, WireError, decode_push, verify_push_signature
@@ -471,6 +472,7 @@ def create_app(settings: Settings, engine: Engine, *, background: bool = True) -
     Run it with ``web.AppRunner(app, **runner_options(settings))``.
     """
     quiet_malformed_requests()
+    install_log_redaction()
     app = web.Application(client_max_size=settings.webhook.max_body_bytes)
     app[SETTINGS] = settings
     app[ENGINE] = engine

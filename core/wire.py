@@ -896,7 +896,7 @@ def decode_push_data(event: str, data: bytes) -> TrackingUpdated | TrackingStopp
     else:
         return None
     try:
-        return decoder.decode(data)  # type: ignore[no-any-return]
+        return decoder.decode(data)
     except msgspec.ValidationError:
         pass
     except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep

@@ -62,11 +62,12 @@ def test_defaults_match_the_contract() -> None:
 
 def test_env_values_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_KEY", "s3cret-value")
+    monkeypatch.setenv("MY_HOOK", "https://discord.com/api/webhooks/1/s3cret")
     s = settings_from_dict(
-        {"api": {"key": "env:MY_KEY"}, "channels": {"discord": {"webhook_url": "env:MY_KEY"}}}
+        {"api": {"key": "env:MY_KEY"}, "channels": {"discord": {"webhook_url": "env:MY_HOOK"}}}
     )
     assert s.api.key.reveal() == "s3cret-value"
-    assert s.channels.table("discord")["webhook_url"] == "s3cret-value"
+    assert s.channels.table("discord")["webhook_url"] == "https://discord.com/api/webhooks/1/s3cret"
 
 
 def test_missing_env_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -253,3 +254,76 @@ def test_a_missing_default_config_names_every_place_tried_when_required(
     monkeypatch.setenv("TRACKOPS_CONFIG", "conf/t.toml")
     with pytest.raises(ConfigError, match=r"\$TRACKOPS_CONFIG is .*/conf/t\.toml"):
         load_settings(None)
+
+
+# --------------------------------------------------------------------------- issue 12
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[notifications]\nstale_after_days = nan", r"stale_after_days: expected a number > 0"),
+        ("[notifications]\nstale_after_days = inf", r"stale_after_days: expected a number > 0"),
+        ("[api]\nrate_limit = -inf", r"rate_limit: expected a number > 0"),
+        ("[api]\ntimeout = 'nan'", r"timeout: expected a number > 0"),
+        ("[webhook]\nresync_hours = nan", r"resync_hours: expected a number >= 0"),
+        ("[webhook]\nbody_timeout = inf", r"body_timeout: expected a number > 0"),
+        ("[webhook]\nstall_seconds = nan", r"stall_seconds: expected a number > 0"),
+        ("[channels.email]\ntimeout = nan", r"timeout: expected a number > 0"),
+        (
+            "[notifications]\ntracking_url = 'https://x.example/{num}'",
+            r"tracking_url: expected an http\(s\) URL whose only placeholder is \{number\}",
+        ),
+        ("[notifications]\ntracking_url = 'https://x.example/{'", r"tracking_url: expected"),
+        ("[notifications]\ntracking_url = 'https://x/{0}'", r"tracking_url: expected"),
+        ("[notifications]\ntracking_url = 'https://x/{number.x}'", r"tracking_url: expected"),
+        ("[notifications]\ntracking_url = 'track/{number}'", r"tracking_url: expected"),
+        ("[webhook]\nallow_networks = ['10.0.0.0/33']", r"allow_networks: expected IP addresses"),
+        ("[webhook]\ntrusted_proxies = ['proxy.local']", r"trusted_proxies: expected IP"),
+        ("[notifications.seller]\nemail = 'ops at shop'", r"\[notifications.seller\] email"),
+        (
+            "[notifications.reports]\nrecipients = ['a@shop.example', 'nobody']",
+            r"recipients: expected email addresses.*found \"nobody\"",
+        ),
+        ("[channels.email]\nsender = 'trackops'", r"sender: expected an email address"),
+        ("[channels.email]\nsender = 'a@b@c'", r"sender: expected an email address"),
+    ],
+)
+def test_hostile_values_are_config_errors(toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings_from_dict(tomllib.loads(toml), "x.toml")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://discord.com/api/webhooks/123/tok en-secret",
+        "discord.com/api/webhooks/123/tok-secret",
+        {"url": "https://discord.com/api/webhooks/123/tok-secret"},
+        "ftp://discord.com/api/webhooks/123/tok-secret",
+    ],
+)
+def test_a_malformed_webhook_url_is_refused_without_showing_it(value: object) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict({"channels": {"discord": {"webhook_url": value}}}, "x.toml")
+    message = str(caught.value)
+    assert "[channels.discord] webhook_url: expected an http:// or https:// URL" in message
+    assert "secret" not in message and "123" not in message
+
+
+def test_good_values_still_load() -> None:
+    settings = settings_from_dict(
+        {
+            "webhook": {"allow_networks": ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]},
+            "notifications": {
+                "tracking_url": "https://shop.example/track?n={number}",
+                "seller": {"email": "Ops Team <ops@shop.example>"},
+                "reports": {"recipients": ["a@shop.example"]},
+            },
+            "channels": {
+                "email": {"sender": "Shop <noreply@shop.example>"},
+                "discord": {"webhook_url": "https://discord.com/api/webhooks/1/abc"},
+            },
+        }
+    )
+    assert settings.notifications.tracking_url.format(number="X").endswith("n=X")
