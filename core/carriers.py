@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import aiohttp
+from trackops.core.errors import TrackopsError
 
 __all__ = [
     "CARRIERS_FILE",
@@ -132,11 +133,11 @@ class Country:
     iso2: str = ""
 
 
-class CarrierListError(ValueError):
+class CarrierListError(TrackopsError, ValueError):
     """A downloaded carrier or country list does not have the expected shape."""
 
 
-class CarrierNameError(ValueError):
+class CarrierNameError(TrackopsError, ValueError):
     """A carrier given by name matched no carrier, or several (``resolve_carrier``).
 
     ``text`` is what was given; ``candidates`` the carriers it could mean (empty when nothing

@@ -49,6 +49,7 @@ from tenacity import (
 )
 from trackops.core import wire
 from trackops.core.config import ApiSettings, Secret
+from trackops.core.errors import TrackopsError
 from trackops.core.wire import (
     MAX_BATCH,
     ApiErrorBody,
@@ -113,13 +114,13 @@ PATHS: Final = {
 """Endpoint paths below ``base_url``, spelled as in the reference."""
 
 
-class ApiUnavailable(Exception):
+class ApiUnavailable(TrackopsError):
     """17TRACK could not be reached or kept failing: network down, timeouts, 5xx, 429 after
     every retry, or an answer that is not 17TRACK's. The message is one line naming the host
     and what happened; it never contains the API key."""
 
 
-class ApiAuthError(Exception):
+class ApiAuthError(TrackopsError):
     """HTTP 401: 17TRACK refused the key (wrong key, IP not whitelisted, account disabled)."""
 
     def __init__(self, message: str = AUTH_MESSAGE) -> None:
@@ -341,6 +342,11 @@ class TrackClient:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
             self._owns_session = True
         return self._session
+
+    @property
+    def limiter(self) -> AsyncLimiter:
+        """The rate limiter this client's requests pass through."""
+        return self._get_limiter()
 
     def _get_limiter(self) -> AsyncLimiter:
         if self._limiter is None:

@@ -28,6 +28,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tomli_w
+from trackops.core.errors import TrackopsError
 from trackops.core.wire import PackageStatus
 
 __all__ = [
@@ -56,7 +57,7 @@ DEFAULT_CONFIG_NAME: Final = "trackops.toml"
 DEFAULT_API_BASE_URL: Final = "https://api.17track.net/track/v1"
 
 
-class ConfigError(ValueError):
+class ConfigError(TrackopsError, ValueError):
     """A configuration problem, with a message naming file, key, found and expected."""
 
 

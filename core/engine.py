@@ -22,11 +22,13 @@ import random
 import re
 import socket
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+from aiolimiter import AsyncLimiter
 from trackops.core import queries
 from trackops.core.carriers import carrier_name
 from trackops.core.channels import Attachment, Channel, ChannelError, Message
@@ -236,11 +238,14 @@ class SyncOutcome:
 class Change:
     """One change for the front-ends: a shipment moved or a notification row changed."""
 
-    kind: Literal["shipment", "notification"]
-    number: str | None  # None for a report's notification row (it is about no shipment)
+    kind: Literal["shipment", "notification", "audit"]
+    number: str | None
+    """The shipment's number (None for a report's row; the audit row's target for ``audit``)."""
     status: PackageStatus | None = None
     notification_id: int | None = None
     send_status: str | None = None
+    seq: int = 0
+    """The store's change sequence (0 for in-process changes, which carry none)."""
 
 
 _EMAIL_RE: Final = re.compile(r"^[^\s@,;:<>()\[\]\\\"]{1,64}@(?:[\w-]{1,63}\.)+[\w-]{2,63}$")
@@ -294,6 +299,7 @@ class Engine:
         self.config_error: ConfigError | None = None
         """A notification setting the engine cannot work with (see ``check_config``)."""
         self._subscribers: set[asyncio.Queue[Change]] = set()
+        self._change_events: weakref.WeakSet[asyncio.Event] = weakref.WeakSet()
         self._wake = asyncio.Event()
         self._dispatch_lock = asyncio.Lock()
         self._apply_lock = asyncio.Lock()
@@ -430,7 +436,24 @@ class Engine:
             while True:
                 yield await queue.get()
 
+    def change_event(self) -> asyncio.Event:
+        """An event set whenever this engine changes something (the service's change feed
+        waits on it, so in-process changes show without waiting for the next poll)."""
+        event = asyncio.Event()
+        self._change_events.add(event)
+        return event
+
+    def notify_change(self) -> None:
+        """Wake the change feeds (after a write that publishes no ``Change``, e.g. audit)."""
+        for event in self._change_events:
+            event.set()
+
+    def rate_limiter(self) -> AsyncLimiter | None:
+        """The limiter the 17TRACK client uses (None before the client is opened)."""
+        return self._client.limiter if self._client is not None else None
+
     def _publish(self, change: Change) -> None:
+        self.notify_change()
         for queue in self._subscribers:
             if queue.full():
                 # A slow front-end loses the oldest change, never blocks the engine.

@@ -22,23 +22,32 @@ another plugin already registered (naming both plugins) and remembers which plug
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pluggy import HookimplMarker, HookspecMarker
 
 if TYPE_CHECKING:
+    from aiohttp import web
     from trackops.core.carriers import CarrierParam
     from trackops.core.channels import Channel
     from trackops.core.config import Settings
     from trackops.core.rules import ShipmentFacts
+    from trackops.core.service import Service
     from trackops.core.status import Transition
 
 __all__ = [
     "PROJECT",
+    "CliCommand",
+    "CliContext",
     "Predicate",
     "RegisterCarrierParam",
     "RegisterChannel",
+    "RegisterCommand",
     "RegisterPredicate",
     "hookimpl",
     "hookspec",
@@ -58,6 +67,50 @@ RegisterChannel = Callable[["Channel"], None]
 
 RegisterCarrierParam = Callable[["CarrierParam"], None]
 """``register(param)``: add one row of carrier extra-parameter knowledge."""
+
+
+class CliContext(Protocol):
+    """What a plugin's CLI command gets besides its parsed arguments."""
+
+    settings: Settings | None
+    """The loaded settings (None for a command with ``needs_config=False``)."""
+    config_path: Path
+    """The config file in force (it may not exist for ``needs_config=False``)."""
+    actor: str
+    """Who runs the command, for the audit log: ``cli:<user>``."""
+
+    def open_service(self) -> contextlib.AbstractAsyncContextManager[Service]:
+        """The service over the configured store and API (``async with ctx.open_service()``)."""
+        ...
+
+    def print(self, text: str) -> None:
+        """Print a line to standard output (outside text made safe for the terminal)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    """A ``trackops`` sub-command contributed by a plugin.
+
+    ``name``: the sub-command (lower-case, digits, '-'); ``help``: its one-line help, shown by
+    ``trackops --help`` with the plugin's name; ``configure(parser)`` adds its arguments
+    (argparse); ``run(args, ctx)`` does the work and returns the exit code (0 done, 1 failed;
+    it may be ``async``). A ``TrackopsError`` it raises becomes one line on stderr and exit 1;
+    any other exception is reported as the plugin's failure, never a traceback.
+    ``needs_config``: whether the command needs a config file; ``long_running``: it runs
+    until Ctrl-C (logging then shows warnings, and Ctrl-C ends it with status 0).
+    """
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace, CliContext], Awaitable[int] | int]
+    configure: Callable[[argparse.ArgumentParser], None] | None = None
+    needs_config: bool = True
+    long_running: bool = False
+
+
+RegisterCommand = Callable[[CliCommand], None]
+"""``register(CliCommand(...))``: add a ``trackops`` sub-command."""
 
 Predicate = Callable[["Transition", "ShipmentFacts"], bool]
 """A custom condition's extra test: ``fn(transition, facts) -> bool``."""
@@ -113,4 +166,28 @@ def trackops_transition_committed(
     return an awaitable (an ``async def``); trackops awaits it, bounded by a timeout. The
     return value is ignored; an exception is logged with the plugin's name and never stops
     the engine or the other observers.
+    """
+
+
+@hookspec
+def trackops_register_commands(register: RegisterCommand) -> None:
+    """Register ``trackops`` sub-commands (``trackops tui`` comes from the dashboard's plugin).
+
+    Called once per process when the CLI builds its parser, before any config is read, so it
+    must be cheap: import heavy libraries inside your command's ``run``, not at module level.
+    Call ``register(CliCommand(...))`` for each command. A name that a built-in command or
+    another plugin already uses is refused, naming both. Returns nothing.
+    """
+
+
+@hookspec
+def trackops_setup_server(app: web.Application, service: Service, settings: Settings) -> None:
+    """Extend the listener's aiohttp application (``serve``, ``demo``, ``tui``).
+
+    Called once per server, after trackops added its own routes (the push endpoint and
+    ``/healthz``) and before the server starts. Add routes (the Slack bot mounts
+    ``POST /slack/events``), ``app.cleanup_ctx`` generators for background work (a Socket
+    Mode client), or nothing when your settings are not configured. ``service`` is the
+    front-ends' facade over the running engine. An exception is logged with the plugin's
+    name and the server runs without that plugin's part. Returns nothing.
     """

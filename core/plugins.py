@@ -40,7 +40,8 @@ from trackops.core import hookspecs
 from trackops.core.carriers import CarrierParam
 from trackops.core.channels import Channel, ChannelError, Message
 from trackops.core.config import ConfigError, Settings
-from trackops.core.hookspecs import PROJECT, hookimpl
+from trackops.core.errors import TrackopsError
+from trackops.core.hookspecs import PROJECT, CliCommand, hookimpl
 
 __all__ = [
     "PluginChannel",
@@ -56,10 +57,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_COMMAND_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 _OBSERVER_TIMEOUT = 10.0
 
 
-class PluginError(Exception):
+class PluginError(TrackopsError):
     """A plugin could not be loaded or registered something invalid; the message says which."""
 
 
@@ -178,6 +180,8 @@ class PluginHost:
         self._load_entrypoints = load_entrypoints
         self._extra_plugins = list(extra_plugins)
         self._loaded = False
+        self._collected = False
+        self._commands: list[CliCommand] | None = None
         self._load_error: Exception | None = None
         self._closed = False
         self._dists: dict[str, importlib.metadata.Distribution] = {}
@@ -192,6 +196,10 @@ class PluginHost:
 
     def load(self) -> None:
         """Load every plugin and collect their registrations (once; later calls do nothing)."""
+        self._ensure_collected()
+
+    def _load_modules(self) -> None:
+        """Import and register the plugins (once), without asking them for anything yet."""
         if self._load_error is not None:
             raise self._load_error
         if self._loaded:
@@ -220,7 +228,18 @@ class PluginHost:
                 log.warning("%s", message)
                 self.warnings.append(message)
         self._check_pending()
-        self._collect()
+
+    def _ensure_collected(self) -> None:
+        """Load, then collect channels, predicates and carrier params (once)."""
+        self._load_modules()
+        if self._collected:
+            return
+        self._collected = True
+        try:
+            self._collect()
+        except Exception as exc:
+            self._load_error = exc
+            raise
 
     def _load_entry_points(self) -> set[str]:
         # pluggy's load_setuptools_entrypoints stops at the first plugin that fails to import
@@ -379,29 +398,29 @@ class PluginHost:
     @property
     def channels(self) -> dict[str, Channel]:
         """Channel name -> channel (wrapped, see ``PluginChannel``)."""
-        self.load()
+        self._ensure_collected()
         return dict(self._channels)
 
     @property
     def predicates(self) -> dict[str, Callable[..., bool]]:
         """Predicate name -> ``fn(transition, facts) -> bool`` for custom conditions."""
-        self.load()
+        self._ensure_collected()
         return dict(self._predicates)
 
     @property
     def carrier_params(self) -> list[CarrierParam]:
         """Every registered carrier extra parameter, in load order."""
-        self.load()
+        self._ensure_collected()
         return list(self._carrier_params)
 
     def provider_of(self, kind: str, name: object) -> str | None:
         """Which plugin registered ``kind`` ("channel", "predicate", "carrier param") ``name``."""
-        self.load()
+        self._ensure_collected()
         return self._origin.get((kind, name))
 
     def describe(self) -> list[PluginInfo]:
         """The loaded plugins, in load order, for ``trackops plugins``."""
-        self.load()
+        self._ensure_collected()
         out: list[PluginInfo] = []
         for name, plugin in self.pm.list_name_plugin():
             if plugin is None:  # blocked
@@ -420,6 +439,56 @@ class PluginHost:
                 )
             )
         return out
+
+    def cli_commands(self, reserved: Iterable[str] = ()) -> list[CliCommand]:
+        """The sub-commands plugins contribute (``trackops_register_commands``), in load
+        order. A name in ``reserved`` (the built-in commands) or registered twice is a
+        ``PluginError`` naming both providers."""
+        self.load()
+        if self._commands is not None:
+            return list(self._commands)
+        for name in reserved:
+            self._origin[("command", name)] = "trackops"
+        commands: list[CliCommand] = []
+
+        def bind(plugin: str) -> Callable[[CliCommand], None]:
+            def register(command: CliCommand) -> None:
+                if not isinstance(command, CliCommand):
+                    raise PluginError(
+                        f"plugin {plugin!r} registered {command!r}; expected a CliCommand"
+                    )
+                if not _COMMAND_RE.match(command.name):
+                    raise PluginError(
+                        f"plugin {plugin!r} registered a command with an invalid name"
+                        f" {command.name!r} (expected lower-case letters, digits or '-')"
+                    )
+                self._duplicate("command", command.name, repr(command.name), plugin)
+                commands.append(command)
+                self._provides.setdefault(plugin, []).append(f"command {command.name}")
+
+            return register
+
+        self._call_each("trackops_register_commands", {}, bind)
+        self._commands = commands
+        return list(commands)
+
+    def setup_server(self, app: Any, service: Any, settings: Settings) -> None:
+        """Let plugins extend the listener's application; a failure is logged, not raised."""
+        self._load_modules()
+        for impl in self._impls("trackops_setup_server"):
+            kwargs = {"app": app, "service": service, "settings": settings}
+            try:
+                impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except Exception as exc:
+                log.error(
+                    "plugin %s: trackops_setup_server failed; running without it: %s: %s",
+                    impl.plugin_name,
+                    type(exc).__name__,
+                    exc,
+                )
+                self._errors.setdefault(impl.plugin_name, []).append(
+                    f"trackops_setup_server: {type(exc).__name__}: {exc}"
+                )
 
     # ------------------------------------------------------------------ run time
 

@@ -52,6 +52,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from trackops.core.errors import TrackopsError
 from trackops.core.rules import NotificationIntent
 from trackops.core.status import EventKey, StoredState, Transition, event_count
 from trackops.core.wire import PackageStatus, TrackInfo, decode_track_info, encode
@@ -91,7 +92,7 @@ _LOCK_MIGRATIONS: Final = 0x74726B_0001
 _LOCK_SELLER_LIMIT: Final = 0x74726B_0002
 
 
-class StoreError(Exception):
+class StoreError(TrackopsError):
     """The store cannot be opened or used; the message names the (masked) URL and the cause.
 
     ``transient`` is true when the store itself is the problem (unreachable, locked by another

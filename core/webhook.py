@@ -29,7 +29,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from trackops.core import queries
-from trackops.core.config import ConfigError, Settings
+from trackops.core.config import Settings
 from trackops.core.engine import Engine, push_log
 from trackops.core.redact import install_log_redaction
 from trackops.core.store import Store
@@ -498,33 +498,7 @@ async def _writer_only(app: web.Application) -> AsyncIterator[None]:
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
-    """``trackops serve``: run the listener until cancelled, then shut down gracefully.
+    """``trackops serve`` (kept here for callers of this module; see ``runtime.serve``)."""
+    from trackops.core.runtime import serve as run_serve
 
-    Shutdown stops accepting, lets requests in flight finish, writes queued pushes, and leaves
-    unprocessed inbox rows for the next start.
-    """
-    if not settings.api.key:
-        where = f"{settings.path}: " if settings.path else ""
-        raise ConfigError(
-            f'{where}[api] key is empty: set your 17TRACK API key (or "env:NAME");'
-            " 17TRACK signs its pushes with it"
-        )
-    async with Engine(settings) as engine:
-        engine.check_config()
-        app = create_app(settings, engine)
-        runner = web.AppRunner(app, **runner_options(settings))
-        await runner.setup()
-        site = web.TCPSite(runner, settings.webhook.host, settings.webhook.port, backlog=1024)
-        try:
-            await site.start()
-            # Said once, on stdout (callers wait for it), not as a log warning.
-            print(
-                f"trackops serve: listening on http://{settings.webhook.host}:"
-                f"{settings.webhook.port}{settings.webhook.path}",
-                flush=True,
-            )
-            if ready is not None:
-                ready.set()
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+    await run_serve(settings, ready=ready)

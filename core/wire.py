@@ -27,6 +27,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 import msgspec.inspect as mi
+from trackops.core.errors import TrackopsError
 
 __all__ = [
     "ERROR_MESSAGES",
@@ -267,11 +268,11 @@ def error_message(code: int, *args: object) -> str:
     return template.format(*filled)
 
 
-class WireError(ValueError):
+class WireError(TrackopsError, ValueError):
     """17TRACK's JSON (or a push) could not be decoded; the message names the field."""
 
 
-class TrackApiError(Exception):
+class TrackApiError(TrackopsError):
     """An error code from 17TRACK (or the same check made locally before sending).
 
     ``number`` is the tracking number concerned, when there is one.

@@ -480,3 +480,33 @@ def test_every_hook_has_a_test() -> None:
     )
     for name in _hookspec_signatures():
         assert f"def {name}(" in sources, f"no test implements {name}"
+
+
+# --------------------------------------------------------------------------- CLI commands
+
+
+def _command_plugin(name: str):
+    from trackops.core.hookspecs import CliCommand
+
+    class CommandPlugin:
+        @hookimpl
+        def trackops_register_commands(self, register) -> None:
+            register(CliCommand(name=name, help=f"the {name} command", run=lambda a, c: 0))
+
+    return CommandPlugin()
+
+
+def test_plugins_add_cli_commands_and_duplicates_are_refused_naming_both() -> None:
+    host = host_with(("one", _command_plugin("hello")))
+    (command,) = host.cli_commands(reserved=["list", "status"])
+    assert (command.name, command.help) == ("hello", "the hello command")
+    assert "command hello" in next(p for p in host.describe() if p.name == "one").provides
+
+    twice = host_with(("one", _command_plugin("hello")), ("two", _command_plugin("hello")))
+    with pytest.raises(PluginError) as caught:
+        twice.cli_commands()
+    assert "plugin 'two'" in str(caught.value) and "plugin 'one'" in str(caught.value)
+
+    builtin = host_with(("one", _command_plugin("list")))
+    with pytest.raises(PluginError, match="already registered by plugin 'trackops'"):
+        builtin.cli_commands(reserved=["list"])

@@ -1,0 +1,1024 @@
+"""The service: the one typed facade that every front-end holds (CLI, dashboard, Slack bot).
+
+Front-ends never touch the store or the engine; they call this. It offers:
+
+* **Queries**, done in SQL and paged by keyset (``trackops.core.queries``), returning slim typed
+  rows: shipments (filtered, searched, sorted), one shipment with its whole timeline and its
+  notifications, counts per status, history, the audit log and statistics.
+* **Commands** (register, stop, retrack, delete, change carrier, change tag, sync, resend),
+  each recorded in the audit log with its actor (``cli:<user>``, ``tui``, ``slack:U123``) and
+  outcome. The Slack bot's access control relies on that record, so it is written by the
+  service, not by the front-ends.
+* **A change feed** that works across processes: every write that a front-end should see
+  stamps its rows with the store's change sequence; ``changes()`` polls that one number (a
+  primary-key read) every ``poll_seconds`` and, when it moved, reads what changed. A change
+  made in this process wakes the poller at once, so in-process changes show without waiting.
+
+Errors a person can act on are ``TrackopsError``s (``str(exc)`` is the message to show).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Generic, Literal, TypeVar
+
+from trackops.core import carriers as carrier_list
+from trackops.core import queries
+from trackops.core.config import Settings
+from trackops.core.engine import (
+    Change,
+    CommandOutcome,
+    Engine,
+    RegisterRequest,
+    SyncOutcome,
+)
+from trackops.core.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    TrackopsError,
+)
+from trackops.core.queries import CursorError, SortKey
+from trackops.core.store import (
+    SEND_STATUSES,
+    NotificationRecord,
+    ShipmentRecord,
+    Subscription,
+    mask_url,
+)
+from trackops.core.wire import Event, PackageStatus, Rejected, TrackInfo
+from trackops.plugins import carriers as carrier_params
+
+__all__ = [
+    "Actor",
+    "AuditRow",
+    "CarrierChoice",
+    "CarrierStat",
+    "Change",
+    "CommandOutcome",
+    "HistoryQuery",
+    "HistoryRow",
+    "InvalidInputError",
+    "NotFoundError",
+    "Page",
+    "ParamHint",
+    "PermissionDeniedError",
+    "RegisterRequest",
+    "Rejected",
+    "RuntimeStatus",
+    "SendStatus",
+    "Service",
+    "ShipmentDetail",
+    "ShipmentQuery",
+    "ShipmentRow",
+    "SortKey",
+    "Statistics",
+    "Subscription",
+    "SyncOutcome",
+    "TimelineEvent",
+    "TrackopsError",
+]
+
+T = TypeVar("T")
+Actor = str
+"""Who asked: ``cli:<user>``, ``tui``, ``slack:U123``, ``plugin:<name>``."""
+SendStatus = Literal["pending", "sent", "failed", "suppressed", "superseded"]
+Outcome = Literal["ok", "partial", "failed", "denied"]
+_MAX_PAGE = 1000
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _status(code: int) -> PackageStatus:
+    try:
+        return PackageStatus(code)
+    except ValueError:
+        return PackageStatus.parse(code)  # wire.py decides how unknown codes are kept
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds") + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentRow:
+    """One shipment as a table row or a list item shows it (no raw JSON)."""
+
+    number: str
+    carrier: int | None
+    carrier_name: str
+    status: PackageStatus
+    status_code: int
+    active: bool
+    origin_country: str | None
+    destination_country: str | None
+    latest_event_time: str | None
+    latest_event_location: str | None
+    latest_event_description: str | None
+    updated_at: datetime
+    event_at: datetime | None
+    registered_at: datetime
+    tag: str | None
+    order: str | None
+    email: str | None
+
+    @property
+    def tracking(self) -> Literal["active", "stopped"]:
+        """``active`` while 17TRACK tracks the number, else ``stopped``."""
+        return "active" if self.active else "stopped"
+
+    @property
+    def route(self) -> str:
+        """``CN -> US``; ``?`` for a country not known yet; "" when neither is."""
+        if not self.origin_country and not self.destination_country:
+            return ""
+        return f"{self.origin_country or '?'} -> {self.destination_country or '?'}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's shipment JSON object."""
+        return {
+            "number": self.number,
+            "carrier": self.carrier,
+            "carrier_name": self.carrier_name,
+            "status": self.status.slug,
+            "status_code": self.status_code,
+            "tracking": self.tracking,
+            "latest_event": {
+                "time": self.latest_event_time or _iso(self.event_at),
+                "location": self.latest_event_location,
+                "description": self.latest_event_description,
+            },
+            "order": self.order,
+            "email": self.email,
+            "tag": self.tag,
+        }
+
+
+@dataclass(frozen=True)
+class ShipmentQuery:
+    """Which shipments, in which order. Empty fields mean "any"."""
+
+    statuses: frozenset[int] = frozenset()
+    search: str | None = None
+    carrier: int | None = None
+    tag: str | None = None
+    active: bool | None = None
+    updated_since: datetime | None = None
+    sort: SortKey = "updated"
+    descending: bool | None = None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page: ``next_cursor`` is ``after=`` for the next page, ``prev_cursor`` is
+    ``before=`` for the previous one; None at either end."""
+
+    items: list[T]
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One tracking event, its time as the carrier gave it (local clock, no zone)."""
+
+    time: str | None
+    at: datetime | None
+    location: str | None
+    description: str | None
+    carrier: int | None
+    carrier_name: str
+    leg: Literal[1, 2]
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One notification of the history."""
+
+    id: int
+    created_at: datetime
+    number: str | None
+    order: str | None
+    recipient: str
+    channel: str
+    audience: str
+    condition: str
+    condition_kind: str
+    from_status: PackageStatus | None
+    to_status: PackageStatus | None
+    send_status: str
+    reason: str | None
+    attempts: int
+    sent_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's history row JSON object."""
+        return {
+            "id": self.id,
+            "created_at": _iso(self.created_at),
+            "number": self.number,
+            "order": self.order,
+            "recipient": self.recipient,
+            "channel": self.channel,
+            "audience": self.audience,
+            "condition": self.condition,
+            "condition_kind": self.condition_kind,
+            "from_status": self.from_status.slug if self.from_status is not None else None,
+            "to_status": self.to_status.slug if self.to_status is not None else None,
+            "send_status": self.send_status,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class ShipmentDetail:
+    """One shipment with its whole timeline (both carriers) and its notifications."""
+
+    shipment: ShipmentRow
+    final_carrier: int | None
+    final_carrier_name: str
+    extra_param: str | None
+    buyer_name: str | None
+    registered_at: datetime
+    stopped_at: datetime | None
+    last_push_at: datetime | None
+    events: list[TimelineEvent]
+    notifications: list[HistoryRow]
+    raw_status_code: int
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """Which history rows. ``search`` matches a tracking number, recipient or order number."""
+
+    search: str | None = None
+    send_statuses: frozenset[str] = frozenset()
+    condition: str | None = None
+    channel: str | None = None
+    audience: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """Who did what, to what, and how it ended."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class CarrierStat:
+    """Days from registration to delivery for one carrier or route."""
+
+    key: str
+    delivered: int
+    median_days: float
+    p90_days: float
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """What an operations person would rather see than read."""
+
+    deliveries_per_day: list[tuple[date, int]]
+    by_carrier: list[CarrierStat]
+    by_route: list[CarrierStat]
+    stuck: list[ShipmentRow]
+
+
+@dataclass(frozen=True)
+class ParamHint:
+    """A carrier's extra parameter: what it is, whether 17TRACK requires it, an example."""
+
+    required: bool
+    kind: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class CarrierChoice:
+    """One carrier for a picker."""
+
+    code: int
+    name: str
+    country: str | None
+    needs_param: ParamHint | None
+
+
+@dataclass(frozen=True)
+class RuntimeStatus:
+    """For a status line: the API rate limit, the last push and sync, the store."""
+
+    rate_limit: float
+    rate_available: float | None
+    last_push_at: datetime | None
+    last_sync_at: datetime | None
+    store: str
+    seq: int
+
+
+def _outcome(result: CommandOutcome) -> Outcome:
+    if not result.rejected:
+        return "ok"
+    return "partial" if result.accepted else "failed"
+
+
+def _rejections(result: CommandOutcome) -> str:
+    return "; ".join(
+        f"{r.number}: {r.error.message or r.error.code}" for r in result.rejected[:20]
+    ) + (f"; and {len(result.rejected) - 20} more" if len(result.rejected) > 20 else "")
+
+
+# --------------------------------------------------------------------------- the service
+
+
+class Service:
+    """The facade over one open ``Engine``. Build with ``runtime.open_service(settings)``."""
+
+    def __init__(self, engine: Engine, *, poll_seconds: float = 0.25) -> None:
+        """Wrap an open engine (``runtime.open_service`` does this for front-ends)."""
+        self._engine = engine
+        self.poll_seconds = poll_seconds
+        self._params = engine.plugins.carrier_params if engine.plugins is not None else None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (read-only; the dashboard edits the file, then reloads)."""
+        return self._engine.settings
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, for the runtime wiring (listener, dispatcher). Front-ends: don't."""
+        return self._engine
+
+    def _now(self) -> datetime:
+        return self._engine.clock()
+
+    def _dialect(self) -> str:
+        return self._engine.store.dialect_name
+
+    # ------------------------------------------------------------------ row building
+
+    def carrier_name(self, code: int | None) -> str:
+        """17TRACK's display name of a carrier code ("" for none)."""
+        return self._engine.carrier_name(code)
+
+    @staticmethod
+    def _country(code: int | None) -> str | None:
+        return (carrier_list.country_iso(code) or None) if code else None
+
+    def _row(self, s: queries.SlimShipment) -> ShipmentRow:
+        return ShipmentRow(
+            number=s.number,
+            carrier=s.carrier,
+            carrier_name=self.carrier_name(s.carrier),
+            status=_status(s.status_code),
+            status_code=s.status_code,
+            active=s.active,
+            origin_country=self._country(s.origin_country),
+            destination_country=self._country(s.destination_country),
+            latest_event_time=s.latest_event_raw,
+            latest_event_location=s.latest_event_location,
+            latest_event_description=s.latest_event_description,
+            updated_at=s.updated_at,
+            event_at=s.latest_event_time,
+            registered_at=s.registered_at,
+            tag=s.tag,
+            order=s.order_number,
+            email=s.email,
+        )
+
+    def _record_row(self, r: ShipmentRecord) -> ShipmentRow:
+        return ShipmentRow(
+            number=r.number,
+            carrier=r.carrier,
+            carrier_name=self.carrier_name(r.carrier),
+            status=r.status,
+            status_code=int(r.status),
+            active=r.active,
+            origin_country=self._country(r.origin_country),
+            destination_country=self._country(r.destination_country),
+            latest_event_time=r.latest_event_raw,
+            latest_event_location=r.latest_event_location,
+            latest_event_description=r.latest_event_description,
+            updated_at=r.updated_at,
+            event_at=r.latest_event_time,
+            registered_at=r.registered_at,
+            tag=r.tag,
+            order=r.order_number,
+            email=r.email,
+        )
+
+    @staticmethod
+    def _history_row(values: Any) -> HistoryRow:
+        def status(code: int | None) -> PackageStatus | None:
+            return None if code is None else _status(int(code))
+
+        return HistoryRow(
+            id=int(values["id"]),
+            created_at=values["created_at"],
+            number=values["number"],
+            order=values["order_number"],
+            recipient=values["recipient"],
+            channel=values["channel"],
+            audience=values["audience"],
+            condition=values["condition"],
+            condition_kind=values["condition_kind"],
+            from_status=status(values["from_status"]),
+            to_status=status(values["to_status"]),
+            send_status=values["send_status"],
+            reason=values["reason"],
+            attempts=int(values["attempts"] or 0),
+            sent_at=values["sent_at"],
+        )
+
+    @classmethod
+    def _record_history(cls, r: NotificationRecord) -> HistoryRow:
+        return HistoryRow(
+            id=r.id,
+            created_at=r.created_at,
+            number=r.number,
+            order=r.order_number,
+            recipient=r.recipient,
+            channel=r.channel,
+            audience=r.audience,
+            condition=r.condition,
+            condition_kind=r.condition_kind,
+            from_status=r.from_status,
+            to_status=r.to_status,
+            send_status=r.send_status,
+            reason=r.reason,
+            attempts=r.attempts,
+            sent_at=r.sent_at,
+        )
+
+    def _timeline(self, info: TrackInfo | None) -> list[TimelineEvent]:
+        if info is None:
+            return []
+
+        def leg(events: Sequence[Event], carrier: int | None, n: Literal[1, 2]) -> list[Any]:
+            name = self.carrier_name(carrier)
+            return [
+                TimelineEvent(
+                    time=e.time_raw,
+                    at=e.time,
+                    location=e.place or None,
+                    description=e.description,
+                    carrier=carrier,
+                    carrier_name=name,
+                    leg=n,
+                )
+                for e in events
+            ]
+
+        first = leg(info.first_carrier_events, info.first_carrier or None, 1)
+        second = leg(info.second_carrier_events, info.second_carrier or None, 2)
+        # Each leg is in the carrier's own order (newest first); the last-mile leg is newer.
+        return second + first
+
+    def _filter(self, query: ShipmentQuery) -> queries.ShipmentFilter:
+        if query.sort not in queries.SORT_KEYS:
+            raise InvalidInputError(
+                f"unknown sort {query.sort!r}; expected one of {', '.join(queries.SORT_KEYS)}"
+            )
+        return queries.ShipmentFilter(
+            statuses=frozenset(int(s) for s in query.statuses),
+            search=query.search,
+            carrier=query.carrier,
+            tag=query.tag,
+            active=query.active,
+            updated_since=query.updated_since,
+            sort=query.sort,
+            descending=query.descending,
+            carrier_codes_matching=_carrier_codes_matching,
+        )
+
+    @staticmethod
+    def _limit(limit: int) -> int:
+        if not 1 <= limit <= _MAX_PAGE:
+            raise InvalidInputError(f"page size must be 1 to {_MAX_PAGE}, not {limit}")
+        return limit
+
+    # ------------------------------------------------------------------ queries
+
+    async def shipments(
+        self,
+        query: ShipmentQuery | None = None,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        before: str | None = None,
+        from_end: bool = False,
+    ) -> Page[ShipmentRow]:
+        """One page of shipments (keyset paging: ``after``/``before`` a page's cursor, or
+        ``from_end`` for the last page)."""
+        flt = self._filter(query or ShipmentQuery())
+        try:
+            async with self._engine.store.read() as conn:
+                rows, next_cursor, prev_cursor = await queries.shipment_page(
+                    conn,
+                    self._dialect(),
+                    flt,
+                    limit=self._limit(limit),
+                    after=after,
+                    before=before,
+                    from_end=from_end,
+                )
+        except CursorError as exc:
+            raise InvalidInputError(str(exc)) from None
+        return Page([self._row(r) for r in rows], next_cursor, prev_cursor)
+
+    async def count_shipments(self, query: ShipmentQuery | None = None) -> int:
+        """How many shipments match ``query``."""
+        async with self._engine.store.read() as conn:
+            return await queries.count_shipments(
+                conn, self._dialect(), self._filter(query or ShipmentQuery())
+            )
+
+    async def status_counts(self, query: ShipmentQuery | None = None) -> dict[PackageStatus, int]:
+        """Shipments per status: all seven statuses (0 included) and any unknown code seen.
+
+        ``query`` narrows by everything but its statuses (the counts are what the status
+        filter keys would show)."""
+        async with self._engine.store.read() as conn:
+            counts = await queries.status_counts(
+                conn, self._dialect(), self._filter(query) if query else None
+            )
+        result = dict.fromkeys(PackageStatus, 0)
+        for code, count in counts.items():
+            status = _status(code)
+            result[status] = result.get(status, 0) + count
+        return result
+
+    async def shipment(self, number: str) -> ShipmentDetail:
+        """One shipment with its timeline and notifications; ``NotFoundError`` if unknown."""
+        record = await self._engine.store.get_shipment(number.strip())
+        if record is None:
+            raise NotFoundError(f"{number.strip()} is not registered here")
+        async with self._engine.store.read() as conn:
+            rows, _ = await queries.history_page(
+                conn,
+                self._dialect(),
+                queries.HistoryFilter(number=record.number),
+                limit=200,
+            )
+        info = record.info
+        return ShipmentDetail(
+            shipment=self._record_row(record),
+            final_carrier=record.final_carrier,
+            final_carrier_name=self.carrier_name(record.final_carrier),
+            extra_param=record.extra_param,
+            buyer_name=record.buyer_name,
+            registered_at=record.registered_at,
+            stopped_at=record.stopped_at,
+            last_push_at=record.last_push_at,
+            events=self._timeline(info),
+            notifications=[self._history_row(r) for r in rows],
+            raw_status_code=int(record.status),
+        )
+
+    async def find_shipment(self, text: str) -> ShipmentDetail:
+        """A shipment by its number, else by its order number; ``NotFoundError``."""
+        text = text.strip()
+        if not text:
+            raise InvalidInputError("give a tracking number or an order number")
+        with contextlib.suppress(NotFoundError):
+            return await self.shipment(text)
+        page = await self.shipments(ShipmentQuery(search=text), limit=2)
+        exact = [r for r in page.items if r.order == text]
+        if len(exact) == 1:
+            return await self.shipment(exact[0].number)
+        if len(exact) > 1:
+            raise InvalidInputError(f"order {text} has several shipments; give the number")
+        raise NotFoundError(f"no shipment with number or order {text}")
+
+    async def history(
+        self, query: HistoryQuery | None = None, *, limit: int = 50, after: str | None = None
+    ) -> Page[HistoryRow]:
+        """One page of the notification history, newest first."""
+        query = query or HistoryQuery()
+        unknown = sorted(set(query.send_statuses) - set(SEND_STATUSES))
+        if unknown:
+            raise InvalidInputError(
+                f"unknown send status {unknown[0]!r}; expected one of {', '.join(SEND_STATUSES)}"
+            )
+        flt = queries.HistoryFilter(
+            search=query.search,
+            send_statuses=query.send_statuses,
+            condition=query.condition,
+            channel=query.channel,
+            audience=query.audience,
+            since=query.since,
+            until=query.until,
+        )
+        try:
+            async with self._engine.store.read() as conn:
+                rows, cursor = await queries.history_page(
+                    conn, self._dialect(), flt, limit=self._limit(limit), after=after
+                )
+        except CursorError as exc:
+            raise InvalidInputError(str(exc)) from None
+        return Page([self._history_row(r) for r in rows], cursor)
+
+    async def notification(self, notification_id: int) -> HistoryRow:
+        """One history row; ``NotFoundError`` if unknown."""
+        row = await self._engine.store.get_notification(notification_id)
+        if row is None:
+            raise NotFoundError(f"no notification with id {notification_id}")
+        return self._record_history(row)
+
+    async def audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        limit: int = 50,
+        after: str | None = None,
+    ) -> Page[AuditRow]:
+        """One page of the audit log, newest first."""
+        try:
+            async with self._engine.store.read() as conn:
+                rows, cursor = await queries.audit_page(
+                    conn,
+                    queries.AuditFilter(actor=actor, action=action, target=target),
+                    limit=self._limit(limit),
+                    after=after,
+                )
+        except CursorError as exc:
+            raise InvalidInputError(str(exc)) from None
+        return Page(
+            [
+                AuditRow(
+                    id=r["id"],
+                    at=r["at"],
+                    actor=r["actor"],
+                    action=r["action"],
+                    target=r["target"],
+                    outcome=r["outcome"],
+                    detail=r["detail"],
+                )
+                for r in rows
+            ],
+            cursor,
+        )
+
+    async def statistics(self, *, days: int = 30, stuck_days: int = 7) -> Statistics:
+        """Deliveries per day over ``days``, days to delivery per carrier and route, and the
+        shipments with no event for ``stuck_days``."""
+        if days < 1 or stuck_days < 1:
+            raise InvalidInputError("days and stuck_days must be at least 1")
+        now = self._now()
+        today = now.date()
+        first_day = today - timedelta(days=days - 1)
+        async with self._engine.store.read() as conn:
+            figures = await queries.delivery_figures(
+                conn, since=datetime.combine(first_day, datetime.min.time())
+            )
+            stuck = await queries.stuck_shipments(
+                conn, cutoff=now - timedelta(days=stuck_days), limit=200
+            )
+        per_day = [
+            (first_day + timedelta(days=i), figures.per_day.get(first_day + timedelta(days=i), 0))
+            for i in range(days)
+        ]
+
+        def stat(key: str, samples: list[float]) -> CarrierStat:
+            return CarrierStat(
+                key=key,
+                delivered=len(samples),
+                median_days=round(queries.percentile(samples, 0.5), 2),
+                p90_days=round(queries.percentile(samples, 0.9), 2),
+            )
+
+        by_carrier = sorted(
+            (
+                stat(self.carrier_name(c) or "unknown carrier", s)
+                for c, s in figures.by_carrier.items()
+            ),
+            key=lambda x: -x.delivered,
+        )
+        by_route = sorted(
+            (
+                stat(f"{self._country(o) or '?'} -> {self._country(d) or '?'}", s)
+                for (o, d), s in figures.by_route.items()
+            ),
+            key=lambda x: -x.delivered,
+        )
+        return Statistics(per_day, by_carrier, by_route, [self._row(r) for r in stuck])
+
+    # ------------------------------------------------------------------ carriers
+
+    def carriers(self, text: str, limit: int = 20) -> list[CarrierChoice]:
+        """Carriers for a picker: by name (best matches first) or code."""
+        return [
+            CarrierChoice(
+                code=c.key,
+                name=c.name,
+                country=c.country_iso or None,
+                needs_param=self.param_hint(c.key),
+            )
+            for c in carrier_list.search_carriers(text)[:limit]
+        ]
+
+    def resolve_carrier(self, text: str | int) -> int:
+        """A carrier code from a code or a name (DESIGN.md); ``InvalidInputError`` listing
+        the candidates."""
+        try:
+            return carrier_list.resolve_carrier(text)
+        except carrier_list.CarrierNameError as exc:
+            raise InvalidInputError(str(exc)) from None
+
+    def param_hint(self, carrier: int) -> ParamHint | None:
+        """What extra parameter ``carrier`` takes (None when it takes none)."""
+        rows = carrier_params.params_for(carrier, self._params)
+        if not rows:
+            return None
+        required = any(r.required for r in rows)
+        kinds = " and ".join(dict.fromkeys(r.label for r in rows))
+        samples = [r.sample for r in rows if r.sample]
+        hint = kinds + (f", e.g. {samples[0]}" if samples else "")
+        if required:
+            hint = f"required: {hint}"
+        return ParamHint(required=required, kind=kinds, hint=hint)
+
+    def validate_param(self, carrier: int, param: str | None) -> str | None:
+        """``param`` formatted as 17TRACK expects for ``carrier``; ``InvalidInputError``
+        when it is required and missing, or malformed."""
+        missing = carrier_params.missing_required(carrier, param, self._params)
+        if missing is not None:
+            raise InvalidInputError(
+                carrier_params.explain_error(missing.error_code, carrier, self._params)
+                or f"{self.carrier_name(carrier)} needs its {missing.label}"
+            )
+        if not param:
+            return None
+        try:
+            return carrier_params.format_extra_param(carrier, param, self._params)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from None
+
+    # ------------------------------------------------------------------ commands
+
+    async def record(
+        self, actor: Actor, action: str, target: str, outcome: str, detail: str = ""
+    ) -> None:
+        """Add an audit row (front-ends use it for what never reaches a command, such as a
+        refusal for lack of rights)."""
+        await self._engine.store.add_audit(
+            at=self._now(),
+            actor=actor,
+            action=action,
+            target=target[:2000],
+            outcome=outcome,
+            detail=detail[:4000],
+        )
+        self._engine.notify_change()
+
+    async def _audited(
+        self, actor: Actor, action: str, target: str, result: CommandOutcome
+    ) -> CommandOutcome:
+        await self.record(actor, action, target, _outcome(result), _rejections(result))
+        return result
+
+    async def _failed(self, actor: Actor, action: str, target: str, exc: BaseException) -> None:
+        with contextlib.suppress(Exception):
+            await self.record(actor, action, target, "failed", str(exc) or type(exc).__name__)
+
+    async def register(
+        self,
+        requests: Sequence[RegisterRequest],
+        *,
+        actor: Actor,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> CommandOutcome:
+        """Register shipments with 17TRACK and store them."""
+        target = ", ".join(r.number for r in requests[:20]) + (
+            f" (+{len(requests) - 20})" if len(requests) > 20 else ""
+        )
+        try:
+            result = await self._engine.register(requests, progress=progress)
+        except BaseException as exc:
+            await self._failed(actor, "register", target, exc)
+            raise
+        return await self._audited(actor, "register", target, result)
+
+    async def _numbers(
+        self, action: str, numbers: Sequence[str], *, actor: Actor
+    ) -> CommandOutcome:
+        clean = [n.strip() for n in numbers if n.strip()]
+        if not clean:
+            raise InvalidInputError(f"{action}: give at least one tracking number")
+        target = ", ".join(clean)
+        call = {"stop": self._engine.stop, "retrack": self._engine.retrack}.get(action)
+        try:
+            result = await (call(clean) if call else self._engine.delete(clean))
+        except BaseException as exc:
+            await self._failed(actor, action, target, exc)
+            raise
+        return await self._audited(actor, action, target, result)
+
+    async def stop(self, numbers: Sequence[str], *, actor: Actor) -> CommandOutcome:
+        """Stop tracking (17TRACK stops; the shipment is kept as stopped)."""
+        return await self._numbers("stop", numbers, actor=actor)
+
+    async def retrack(self, numbers: Sequence[str], *, actor: Actor) -> CommandOutcome:
+        """Re-activate stopped numbers (17TRACK allows this once per number)."""
+        return await self._numbers("retrack", numbers, actor=actor)
+
+    async def delete(self, numbers: Sequence[str], *, actor: Actor) -> CommandOutcome:
+        """Delete numbers at 17TRACK and here (their history is kept)."""
+        return await self._numbers("delete", numbers, actor=actor)
+
+    async def change_carrier(
+        self, number: str, carrier: int, *, actor: Actor, final_carrier: int | None = None
+    ) -> CommandOutcome:
+        """Change a number's carrier (and optionally its last-mile carrier)."""
+        try:
+            result = await self._engine.change_carrier(number.strip(), carrier, final_carrier)
+        except BaseException as exc:
+            await self._failed(actor, "change-carrier", number, exc)
+            raise
+        return await self._audited(actor, "change-carrier", f"{number} -> {carrier}", result)
+
+    async def change_tag(self, number: str, tag: str, *, actor: Actor) -> CommandOutcome:
+        """Change a number's tag at 17TRACK and here."""
+        try:
+            result = await self._engine.change_tag(number.strip(), tag)
+        except BaseException as exc:
+            await self._failed(actor, "tag", number, exc)
+            raise
+        return await self._audited(actor, "tag", f"{number} -> {tag}", result)
+
+    async def sync(
+        self,
+        *,
+        actor: Actor,
+        numbers: Sequence[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> SyncOutcome:
+        """Ask 17TRACK for the latest tracking info (every tracked shipment, or ``numbers``),
+        apply it and queue the notifications."""
+        target = "all tracked" if numbers is None else ", ".join(numbers)
+        try:
+            outcome = await self._engine.sync(progress=progress, numbers=numbers)
+        except BaseException as exc:
+            await self._failed(actor, "sync", target, exc)
+            raise
+        detail = (
+            f"{outcome.asked} asked, {outcome.applied} updated, "
+            f"{outcome.notifications} notifications"
+        )
+        if outcome.rejected:
+            detail += f", {len(outcome.rejected)} refused"
+        await self.record(actor, "sync", target, "partial" if outcome.rejected else "ok", detail)
+        return outcome
+
+    async def dispatch(self) -> int:
+        """Send the notifications that are due now; how many were attempted."""
+        return await self._engine.dispatch_pending()
+
+    async def resend(self, notification_id: int, *, actor: Actor) -> HistoryRow:
+        """Send a failed notification again (as a new history row)."""
+        target = f"notification {notification_id}"
+        try:
+            row = await self._engine.resend(notification_id)
+        except LookupError as exc:
+            await self._failed(actor, "resend", target, exc)
+            raise NotFoundError(str(exc).strip("'\"")) from None
+        except ValueError as exc:
+            await self._failed(actor, "resend", target, exc)
+            raise InvalidInputError(str(exc)) from None
+        outcome = "ok" if row.send_status == "sent" else "failed"
+        await self.record(actor, "resend", target, outcome, f"new row {row.id}")
+        return self._record_history(row)
+
+    async def send_report(self, kind: str, *, actor: Actor) -> list[HistoryRow]:
+        """Queue and send the weekly or monthly report, or the full export."""
+        try:
+            rows = await self._engine.send_report(kind)  # type: ignore[arg-type]
+        except ValueError as exc:
+            await self._failed(actor, "report", kind, exc)
+            raise InvalidInputError(str(exc)) from None
+        ok = all(r.send_status == "sent" for r in rows)
+        await self.record(actor, "report", kind, "ok" if ok else "failed", f"{len(rows)} rows")
+        return [self._record_history(r) for r in rows]
+
+    async def report_text(self, kind: str) -> tuple[str, str]:
+        """The report's subject and body as of now, without sending it."""
+        if kind not in ("weekly", "monthly", "export"):
+            raise InvalidInputError(f"unknown report {kind!r}; expected weekly, monthly, export")
+        report = await self._engine.build_report(kind, self._now())  # type: ignore[arg-type]
+        return report.subject, report.body
+
+    async def export_csv(self) -> bytes:
+        """Every shipment as CSV (the export report's attachment)."""
+        return await self._engine.export_csv()
+
+    # ------------------------------------------------------------------ subscriptions
+
+    async def subscribe_alerts(
+        self, channel: str, target: str, statuses: Sequence[PackageStatus], *, actor: Actor
+    ) -> None:
+        """Seller alerts for ``statuses`` also go to ``target`` on ``channel``."""
+        if not statuses:
+            raise InvalidInputError("give at least one status to subscribe to")
+        await self._engine.store.set_subscription(
+            channel=channel,
+            target=target,
+            statuses=[int(s) for s in statuses],
+            by=actor,
+            at=self._now(),
+        )
+        names = ", ".join(s.slug for s in statuses)
+        await self.record(actor, "subscribe", f"{channel}:{target}", "ok", names)
+
+    async def unsubscribe_alerts(self, channel: str, target: str, *, actor: Actor) -> bool:
+        """Stop alerts to ``target``; False when it was not subscribed."""
+        removed = await self._engine.store.remove_subscription(channel=channel, target=target)
+        outcome = "ok" if removed else "failed"
+        await self.record(actor, "unsubscribe", f"{channel}:{target}", outcome)
+        return removed
+
+    async def alert_subscriptions(self, channel: str | None = None) -> list[Subscription]:
+        """The alert subscriptions (of ``channel``, when given)."""
+        return await self._engine.store.subscriptions(channel)
+
+    # ------------------------------------------------------------------ live
+
+    async def change_seq(self) -> int:
+        """The store's change sequence now (``changes(since=...)`` starts after it)."""
+        async with self._engine.store.read() as conn:
+            return await queries.current_seq(conn)
+
+    async def changes(self, since: int | None = None) -> AsyncIterator[Change]:
+        """Every change after ``since`` (default: from now on), from this process or another
+        on the same store, within ``poll_seconds`` (at once for changes made in this
+        process). Endless; a consumer refreshes what a change names."""
+        seq = await self.change_seq() if since is None else since
+        wake = self._engine.change_event()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.poll_seconds)
+            wake.clear()
+            try:
+                async with self._engine.store.read() as conn:
+                    batch = await queries.changes_since(conn, seq)
+            except TrackopsError:
+                continue  # the store is busy or away; the next poll tries again
+            for change in _changes_of(batch):
+                yield change
+            seq = batch.seq
+
+    async def status_line(self) -> RuntimeStatus:
+        """The rate limiter, the last push and sync, the store and its change sequence."""
+        async with self._engine.store.read() as conn:
+            last_push = await queries.last_push_at(conn)
+            seq = await queries.current_seq(conn)
+        limiter = self._engine.rate_limiter()
+        available = None
+        if limiter is not None:
+            with contextlib.suppress(Exception):
+                available = float(limiter.max_rate - limiter._level)  # aiolimiter's bucket
+        return RuntimeStatus(
+            rate_limit=self.settings.api.rate_limit,
+            rate_available=available,
+            last_push_at=last_push,
+            last_sync_at=self._engine.last_sync_at,
+            store=mask_url(self.settings.store.url),
+            seq=seq,
+        )
+
+
+def _changes_of(batch: queries.ChangeBatch) -> list[Change]:
+    found: list[tuple[int, Change]] = []
+    for number, code, seq in batch.shipments:
+        found.append((seq, Change("shipment", number, _status(code), seq=seq)))
+    for number, seq in batch.deleted:
+        found.append((seq, Change("shipment", number, None, seq=seq)))
+    for id_, number, send_status, seq in batch.notifications:
+        found.append((seq, Change("notification", number, None, id_, send_status, seq=seq)))
+    for _id, target, seq in batch.audit:
+        found.append((seq, Change("audit", target, seq=seq)))
+    found.sort(key=lambda item: item[0])
+    return [change for _, change in found]
+
+
+def _carrier_codes_matching(text: str) -> list[int]:
+    """Codes of the carriers whose name contains ``text`` (search by carrier name)."""
+    if len(text.strip()) < 3:
+        return []
+    folded = text.strip().casefold()
+    return [c.key for c in carrier_list.all_carriers() if folded in c.name.casefold()][:500]
