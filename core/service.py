@@ -1008,8 +1008,8 @@ def _changes_of(batch: queries.ChangeBatch) -> list[Change]:
         found.append((seq, Change("shipment", number, _status(code), seq=seq)))
     for number, seq in batch.deleted:
         found.append((seq, Change("shipment", number, None, seq=seq)))
-    for id_, number, send_status, seq in batch.notifications:
-        found.append((seq, Change("notification", number, None, id_, send_status, seq=seq)))
+    for id_, about, send_status, seq in batch.notifications:
+        found.append((seq, Change("notification", about, None, id_, send_status, seq=seq)))
     for _id, target, seq in batch.audit:
         found.append((seq, Change("audit", target, seq=seq)))
     found.sort(key=lambda item: item[0])
