@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +21,6 @@ from plugin_helpers import (
     SmtpServer,
     example_installed_here,
     free_port,
-    venv_install_lock,
 )
 
 POSTGRES_URL_ENV = "TRACKOPS_TEST_POSTGRES_URL"
@@ -90,32 +90,44 @@ def listener_socket() -> Iterator[socket.socket]:
 
 
 @pytest.fixture(scope="session")
-def example_installed() -> Path:
-    """The example plugin, installed into the current venv and importable in this process.
+def example_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The example plugin, installed into a temporary folder, never into this venv.
 
-    Installs ``examples/trackops-webhook-notifier`` (editable, no dependencies, no build
-    isolation: offline and about two seconds) unless it is there already.
+    ``examples/trackops-webhook-notifier`` is copied (so no build files land in the repo) and
+    installed with ``pip install --target`` (no dependencies, no build isolation, no index:
+    offline, a few seconds). The folder is put on ``sys.path`` for this process, where
+    ``importlib.metadata`` finds its entry point, and on ``PYTHONPATH`` for the subprocesses
+    tests start; both are taken back at the end of the session.
     """
-    with venv_install_lock():
-        if not example_installed_here():
-            result = subprocess.run(
-                [
-                    sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-index", "-e", str(EXAMPLE),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )  # fmt: skip
-            if result.returncode != 0:
-                pytest.fail(f"cannot install {EXAMPLE}:\n{result.stdout}\n{result.stderr}")
+    work = tmp_path_factory.mktemp("example-plugin")
+    source = work / "src"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    target = work / "site"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+            "--no-build-isolation", "--no-index", "--target", str(target), str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    if result.returncode != 0:
+        pytest.fail(f"cannot install {EXAMPLE}:\n{result.stdout}\n{result.stderr}")
+    old_pythonpath = os.environ.get("PYTHONPATH")
+    sys.path.insert(0, str(target))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(target), old_pythonpath) if p)
     importlib.invalidate_caches()
     try:
         importlib.import_module("trackops_webhook_notifier")
-    except ImportError:
-        # An editable install's import hook is set up by a .pth file, which only a new
-        # interpreter reads; this process finds the package through its folder instead.
-        sys.path.insert(0, str(EXAMPLE))
-        importlib.import_module("trackops_webhook_notifier")
-    assert example_installed_here()
-    return EXAMPLE
+        assert example_installed_here()
+        yield EXAMPLE
+    finally:
+        sys.path.remove(str(target))
+        if old_pythonpath is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old_pythonpath
+        for name in [m for m in sys.modules if m.split(".")[0] == "trackops_webhook_notifier"]:
+            del sys.modules[name]
+        importlib.invalidate_caches()

@@ -3,13 +3,9 @@ an SMTP recorder, Slack and Discord stand-ins, the example plugin's location, a 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib.metadata
 import socket
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -171,15 +167,3 @@ def example_installed_here() -> bool:
     except importlib.metadata.PackageNotFoundError:
         return False
     return any(ep.group == "trackops" and ep.name == "webhook" for ep in dist.entry_points)
-
-
-@contextlib.contextmanager
-def venv_install_lock() -> Iterator[None]:
-    """Several test runs may share this venv: one pip at a time."""
-    lock = Path(sys.prefix) / ".trackops-example-install.lock"
-    with lock.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

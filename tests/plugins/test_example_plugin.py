@@ -1,7 +1,8 @@
 """The separately installable example plugin: discovered through its entry point, delivers.
 
 The session fixture ``example_installed`` (tests/conftest.py) installs
-``examples/trackops-webhook-notifier`` into this venv unless it is there already.
+``examples/trackops-webhook-notifier`` into a temporary folder on ``sys.path`` and
+``PYTHONPATH``, never into this venv.
 """
 
 from __future__ import annotations
@@ -92,3 +93,12 @@ def test_it_can_be_disabled(example_installed: Path) -> None:
     host = PluginHost(settings)
     assert "webhook" not in host.channels
     assert host.warnings == []
+
+
+def test_it_is_installed_outside_the_developers_venv(example_installed: Path) -> None:
+    import importlib.metadata
+
+    dist = importlib.metadata.distribution(DIST)
+    where = Path(str(dist.locate_file(""))).resolve()
+    assert not where.is_relative_to(Path(sys.prefix).resolve()), where
+    assert not where.is_relative_to(example_installed.resolve()), where  # no build in the repo
