@@ -75,6 +75,7 @@ _SLIM_COLUMNS: Final = (
     shipments.c.tag,
     shipments.c.order_number,
     shipments.c.email,
+    shipments.c.unknown_since,
 )
 
 
@@ -101,6 +102,7 @@ class SlimShipment:
     tag: str | None
     order_number: str | None
     email: str | None
+    unknown_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,7 @@ def _slim(row: Any) -> SlimShipment:
         tag=row.tag,
         order_number=row.order_number,
         email=row.email,
+        unknown_since=row.unknown_since,
     )
 
 

@@ -126,6 +126,8 @@ class ShipmentRow:
     tag: str | None
     order: str | None
     email: str | None
+    unknown_since: datetime | None = None
+    """When 17TRACK answered it does not know the number (-18019902); tracking then stopped."""
 
     @property
     def tracking(self) -> Literal["active", "stopped"]:
@@ -156,6 +158,7 @@ class ShipmentRow:
             "order": self.order,
             "email": self.email,
             "tag": self.tag,
+            "unknown_since": _iso(self.unknown_since),
         }
 
 
@@ -359,6 +362,13 @@ class Service:
         return self._engine.settings
 
     @property
+    def config_problem(self) -> str | None:
+        """A notification setting that stops syncing and ``serve`` (an unconfigured channel),
+        or None. Reading works regardless; front-ends show it as a warning."""
+        error = self._engine.config_error
+        return str(error) if error is not None else None
+
+    @property
     def engine(self) -> Engine:
         """The engine, for the runtime wiring (listener, dispatcher). Front-ends: don't."""
         return self._engine
@@ -398,6 +408,7 @@ class Service:
             tag=s.tag,
             order=s.order_number,
             email=s.email,
+            unknown_since=s.unknown_since,
         )
 
     def _record_row(self, r: ShipmentRecord) -> ShipmentRow:
@@ -419,6 +430,7 @@ class Service:
             tag=r.tag,
             order=r.order_number,
             email=r.email,
+            unknown_since=r.unknown_since,
         )
 
     @staticmethod
@@ -868,12 +880,14 @@ class Service:
         actor: Actor,
         numbers: Sequence[str] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        stop: asyncio.Event | None = None,
     ) -> SyncOutcome:
         """Ask 17TRACK for the latest tracking info (every tracked shipment, or ``numbers``),
-        apply it and queue the notifications."""
+        apply it and queue the notifications. Setting ``stop`` ends it after the chunk in
+        progress, keeping what was applied (the outcome says ``interrupted``)."""
         target = "all tracked" if numbers is None else ", ".join(numbers)
         try:
-            outcome = await self._engine.sync(progress=progress, numbers=numbers)
+            outcome = await self._engine.sync(progress=progress, numbers=numbers, stop=stop)
         except BaseException as exc:
             await self._failed(actor, "sync", target, exc)
             raise
@@ -883,6 +897,10 @@ class Service:
         )
         if outcome.rejected:
             detail += f", {len(outcome.rejected)} refused"
+        if outcome.unknown:
+            detail += f", {len(outcome.unknown)} unknown to 17TRACK"
+        if outcome.interrupted:
+            detail += f", interrupted after {outcome.asked} of {outcome.total}"
         await self.record(actor, "sync", target, "partial" if outcome.rejected else "ok", detail)
         return outcome
 

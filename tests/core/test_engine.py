@@ -20,6 +20,7 @@ from factories import BASE, days, make_info, settings_for
 from trackops.core.channels import ChannelError, Message, RecordingChannel
 from trackops.core.config import ConditionSettings, ConfigError
 from trackops.core.engine import Change, Engine
+from trackops.core.service import Service
 from trackops.core.store import NewShipment
 from trackops.core.wire import PackageStatus as S
 
@@ -277,6 +278,7 @@ async def test_unknown_channel_in_config_stops_applying_but_not_reading(tmp_path
     async with Engine(settings, channels=[RecordingChannel("memory")], load_plugins=False) as e:
         assert await e.store.list_shipments() == []  # reading works
         assert e.config_error is not None and "'pigeon' is not configured" in str(e.config_error)
+        assert Service(e).config_problem == str(e.config_error)
         with pytest.raises(ConfigError, match="pigeon"):
             e.check_config()
         with pytest.raises(ConfigError, match="pigeon"):

@@ -23,6 +23,7 @@ from trackops.core.channels import RecordingChannel
 from trackops.core.config import Settings
 from trackops.core.engine import Engine, RegisterRequest
 from trackops.core.sandbox import RunningSandbox, SandboxConfig, ScriptedEvent, running_sandbox
+from trackops.core.service import Service, ShipmentQuery
 from trackops.core.wire import NumberItem
 from trackops.core.wire import PackageStatus as S
 
@@ -515,6 +516,14 @@ async def test_a_number_17track_forgot_is_marked_and_no_longer_fails_syncs(
 
     later = await engine.sync()
     assert (later.asked, later.unknown, later.rejected) == (1, [], [])
+    service = Service(engine)  # what the front-ends see
+    page = await service.shipments(ShipmentQuery())
+    rows = {r.number: r for r in page.items}
+    assert rows[forgotten].unknown_since == sandbox.state.now()
+    assert rows[forgotten].to_json()["unknown_since"] == sandbox.state.now().isoformat() + "Z"
+    assert rows[kept].to_json()["unknown_since"] is None
+    detail = await service.shipment(forgotten)
+    assert detail.shipment.unknown_since == sandbox.state.now()
 
     again = await engine.register([RegisterRequest(forgotten)])
     assert again.accepted == [forgotten]
