@@ -12,10 +12,18 @@ Public API::
     SANDBOX                                            # AppKey of the app's SandboxState
     SandboxState.advance / script / tracked / track_info / fail_next / wait_for_pushes
 
-Two liberties with 17TRACK, both for the engine's sake: ``hs`` hashes the latest event *and*
-the status it left (an Expired verdict adds no event, and an unchanged ``hs`` reads as a
-duplicate), and a passed carrier is never "corrected" (it is refused with -18019910 when it is
-not in the carrier list).
+Generated parcels behave as real ones do (DESIGN.md, "What real 17TRACK data does"): a
+parcel's history starts before its registration (the sender handed it over first), so 17TRACK's
+first lookup, seconds after registration, already finds events; routes hang together (sender's
+town, the origin country's exchange office, the destination's, the recipient's town, each leg
+in its carrier's country); every event time is its carrier's local clock with no zone (a Los
+Angeles event can read earlier than the Shanghai one before it); ``hs`` is the hash of the
+latest event only, so an Expired verdict (a status with no new event) keeps it; and with
+``undocumented_codes`` some parcels pass through a status code the reference does not list
+(60) and some fields come as ``null``, ``""`` or ``{}``.
+
+One liberty with 17TRACK: a passed carrier is never "corrected" (it is refused with -18019910
+when it is not in the carrier list).
 """
 
 # Theory of operation
@@ -27,8 +35,10 @@ not in the carrier list).
 # monotonic time), then hands the body to ``SandboxState.answer``.
 #
 # Simulated time: ``now() = start_time + real elapsed * speed + advanced``. Every registered
-# number gets a scripted history (``History``): events at fixed offsets after its registration,
-# generated deterministically from ``(seed, number, carrier)`` or set by ``script()``. Nothing is
+# number gets a scripted history (``History``): events at fixed offsets from its registration
+# (negative: before it), generated deterministically from ``(seed, number, carrier)`` or set by
+# ``script()``; nothing is visible before 17TRACK's first lookup (``lookup_after`` seconds after
+# registration, a few seconds for generated parcels, 0 for scripted ones). Nothing is
 # stored as "current status": the tracking information answered is rendered from the events
 # whose time has come (frozen at the stop time while a number is stopped), so ``advance()``
 # moves every parcel at once and two sandboxes with the same seed and start time answer the
@@ -228,6 +238,9 @@ class SandboxConfig:
     rate_limit: float = 3.0
     push_retry_delays: tuple[float, ...] = (600, 1800, 3600)
     start_time: datetime | None = None
+    undocumented_codes: bool = False
+    """Some generated parcels pass through status code 60 (not in the reference) and some
+    fields come as ``null``, ``""`` or ``{}``, as 17TRACK has sent them."""
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first setting that cannot work."""
@@ -315,12 +328,15 @@ def detect_carrier(number: str) -> int | None:
 
 @dataclass(frozen=True)
 class ScriptedEvent:
-    """One step of a parcel's history, ``after`` simulated seconds after its registration.
+    """One step of a parcel's history, ``after`` simulated seconds from its registration.
+
+    A negative ``after`` happened before the registration (the carrier had the parcel first).
 
     ``leg`` 1 is the first carrier's event set (``z1``), 2 the last-mile carrier's (``z2``; shown
     in ``z1`` when there is no last-mile carrier), 0 a change of ``status`` with no carrier
     event (17TRACK's own verdicts: Not found after the first lookup, Expired). ``time`` replaces
-    the event time string (``a``), e.g. to test an unparseable time.
+    the event time string (``a``), e.g. to test an unparseable time; otherwise the time is
+    written in the carrier's local clock, ``zone`` hours from UTC (UTC when ``None``).
     """
 
     after: float
@@ -330,6 +346,7 @@ class ScriptedEvent:
     detail: str = ""
     leg: int = 1
     time: str | None = None
+    zone: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", PackageStatus(self.status))
@@ -349,6 +366,10 @@ class History:
     first_tracking_ms: int
     second_tracking_ms: int
     events: tuple[ScriptedEvent, ...]
+    lookup_after: float = 0.0
+    """Seconds after registration before 17TRACK's first lookup shows anything."""
+    quirks: bool = False
+    """Render some fields as ``null``, ``""`` or ``{}`` (``undocumented_codes``)."""
 
     @property
     def final_status(self) -> PackageStatus:
@@ -488,23 +509,89 @@ _PHASES: Final[dict[str, tuple[PackageStatus, dict[str, str]]]] = {
     ),
 }
 
+UNDOCUMENTED_CODE: Final = 60
+"""The status code ``undocumented_codes`` parcels pass through (not in the reference's table)."""
+
+_UNDOCUMENTED_TEXT: Final = {
+    "zh-CHS": "进口清关处理中",
+    "en": "Import clearance in progress",
+    "fr": "Dédouanement import en cours",
+    "de": "Importverzollung in Bearbeitung",
+}
+
 _ORIGIN_PHASES: Final = ("info", "accepted", "origin_sort", "departed")
+_SENDER_PHASES: Final = frozenset({"info", "accepted"})
+_HUB_PHASES: Final = frozenset(
+    {"origin_sort", "departed", "export", "arrived", "customs", "customs_held", "returned"}
+)
 _LANGUAGES: Final = {"CN": "zh-CHS", "FR": "fr", "DE": "de"}
 _DESTINATIONS: Final = ("US", "GB", "DE", "FR", "NL", "ES", "IT", "CA", "AU", "JP")
-_CITIES: Final[dict[str, tuple[str, ...]]] = {
-    "CN": ("深圳市", "广州市", "上海市", "义乌市", "北京市"),
-    "US": ("NEW YORK, NY 10001", "LOS ANGELES, CA 90009", "CHICAGO, IL 60666", "JAMAICA, NY 11430"),
-    "GB": ("London", "Heathrow Worldwide DC", "Manchester", "Birmingham"),
-    "DE": ("Frankfurt", "Leipzig", "Köln", "München"),
-    "FR": ("Roissy CDG", "Paris", "Lyon", "Chilly-Mazarin"),
-    "NL": ("Amsterdam", "Utrecht", "Rotterdam"),
-    "ES": ("Madrid", "Barcelona", "Zaragoza"),
-    "IT": ("Milano", "Roma", "Bologna"),
-    "CA": ("Toronto", "Mississauga", "Vancouver"),
-    "AU": ("Sydney", "Melbourne", "Brisbane"),
-    "JP": ("Tokyo", "Osaka", "Kawasaki"),
+
+
+@dataclass(frozen=True)
+class _Place:
+    name: str
+    zone: float  # hours from UTC (standard time)
+    local_name: str | None = None  # in the country's own script, when the carrier writes it
+
+
+def _places(zone: float, *names: str) -> tuple[_Place, ...]:
+    return tuple(_Place(name, zone) for name in names)
+
+
+# Towns where parcels are handed over and delivered, and the exchange offices (hubs) where
+# they leave or enter a country, each with its clock. A country not listed uses its name and
+# UTC.
+_TOWNS: Final[dict[str, tuple[_Place, ...]]] = {
+    "CN": (
+        _Place("Shenzhen", 8, "深圳市"),
+        _Place("Yiwu", 8, "义乌市"),
+        _Place("Guangzhou", 8, "广州市"),
+        _Place("Hangzhou", 8, "杭州市"),
+    ),
+    "US": (
+        _Place("NEW YORK, NY 10001", -5),
+        _Place("CHICAGO, IL 60607", -6),
+        _Place("DENVER, CO 80202", -7),
+        _Place("LOS ANGELES, CA 90012", -8),
+        _Place("SEATTLE, WA 98101", -8),
+    ),
+    "GB": _places(0, "London", "Manchester", "Birmingham", "Leeds"),
+    "DE": _places(1, "Berlin", "Köln", "München", "Hamburg"),
+    "FR": _places(1, "Paris", "Lyon", "Marseille", "Toulouse"),
+    "NL": _places(1, "Amsterdam", "Utrecht", "Rotterdam"),
+    "ES": _places(1, "Madrid", "Barcelona", "Valencia"),
+    "IT": _places(1, "Milano", "Roma", "Torino"),
+    "CA": (_Place("Toronto", -5), _Place("Montréal", -5), _Place("Vancouver", -8)),
+    "AU": (_Place("Sydney", 10), _Place("Melbourne", 10), _Place("Perth", 8)),
+    "JP": _places(9, "Tokyo", "Osaka", "Nagoya"),
 }
-_CITIES_LATIN: Final = {"CN": ("Shenzhen", "Guangzhou", "Shanghai", "Yiwu", "Beijing")}
+_HUBS: Final[dict[str, tuple[_Place, ...]]] = {
+    "CN": (_Place("Shanghai", 8, "上海市"), _Place("Beijing", 8, "北京市")),
+    "US": (
+        _Place("JAMAICA, NY 11430", -5),
+        _Place("CHICAGO, IL 60666", -6),
+        _Place("LOS ANGELES, CA 90009", -8),
+    ),
+    "GB": _places(0, "Heathrow Worldwide DC"),
+    "DE": _places(1, "Frankfurt", "Leipzig"),
+    "FR": _places(1, "Roissy CDG", "Chilly-Mazarin"),
+    "NL": _places(1, "Amsterdam Schiphol"),
+    "ES": _places(1, "Madrid Barajas"),
+    "IT": _places(1, "Milano Malpensa"),
+    "CA": (_Place("Mississauga", -5), _Place("Richmond BC", -8)),
+    "AU": (_Place("Sydney Gateway", 10), _Place("Melbourne Gateway", 10)),
+    "JP": _places(9, "Kawasaki", "Tokyo International"),
+}
+
+
+def place_country(name: str) -> str | None:
+    """The ISO code of the country a generated place name is in (``None``: not one of ours)."""
+    for iso, places in (*_TOWNS.items(), *_HUBS.items()):
+        if any(name in (p.name, p.local_name) for p in places):
+            return iso
+    return None
+
 
 # Final outcomes and how often each happens (weights).
 _OUTCOMES: Final = (
@@ -524,25 +611,63 @@ def _rng(seed: int, number: str) -> random.Random:
     return random.Random(seed * 0x1_0000_0000 + zlib.crc32(number.encode()))
 
 
+def _country_of(carrier: int | None) -> str | None:
+    book = _book()
+    entry = book.carriers.get(carrier or 0, {})
+    iso = entry.get("iso2")
+    return iso if iso in book.country_by_iso else None
+
+
+def _phases(outcome: PackageStatus, domestic: bool, rng: random.Random) -> list[str]:
+    dest_phases = ["delivery_office", "out_for_delivery", "delivered"]
+    origin_phases = list(_ORIGIN_PHASES)
+    if not domestic:
+        origin_phases.append("export")
+        dest_phases[:0] = ["arrived", "customs"]
+    full = origin_phases + dest_phases
+    if outcome is _S.DELIVERED:
+        return full
+    if outcome is _S.PICK_UP:
+        return [*full[:-2], "pickup_ready"]
+    if outcome is _S.UNDELIVERED:
+        return [*full[:-1], "failed_attempt"]
+    if outcome is _S.ALERT:
+        middle = ["arrived", "customs_held"] if not domestic else ["delivery_office"]
+        return [*origin_phases, *middle, "returned"]
+    if outcome is _S.EXPIRED:
+        return origin_phases
+    return full[: rng.randint(3, len(full) - 3)]  # in transit when the carrier stops reporting
+
+
 def generate_history(
-    number: str, seed: int, carrier: int, final_carrier: int | None = None
+    number: str,
+    seed: int,
+    carrier: int,
+    final_carrier: int | None = None,
+    *,
+    undocumented_codes: bool = False,
 ) -> History:
     """The deterministic history of ``number`` registered with ``carrier`` under ``seed``.
 
-    Steps come every few simulated hours (a day or so for the flight), so at speed 3600 a
-    parcel reaches its final state within about two real minutes. The outcome is one of the
-    seven package statuses, weighted towards Delivered.
+    The sender hands the parcel over an hour to a day before it is registered, so 17TRACK's
+    first lookup (2 to 8 seconds after registration) already shows one to three events. Then
+    steps come every few simulated hours (6 to 20 hours for the flight), so at speed 3600 a
+    parcel reaches its final state within about two real minutes. The route hangs together:
+    the sender's town and the origin country's exchange office in the first carrier's
+    country, the destination's exchange office and the recipient's town in the last-mile
+    carrier's, each event in its place's local clock. The outcome is one of the seven package
+    statuses, weighted towards Delivered; an Expired parcel gets its verdict with no new
+    event. With ``undocumented_codes``, about one parcel in three passes through code 60.
     """
     book = _book()
     rng = _rng(seed, number)
     outcome = rng.choices([o for o, _ in _OUTCOMES], weights=[w for _, w in _OUTCOMES])[0]
-
-    entry = book.carriers.get(carrier, {})
-    origin_iso = entry.get("iso2") or "CN"
-    if origin_iso not in book.country_by_iso:
-        origin_iso = "CN"
-    domestic = rng.random() < 0.2
-    if domestic:
+    origin_iso = _country_of(carrier) or "CN"
+    final_iso = _country_of(final_carrier) if final_carrier else None
+    domestic = final_iso == origin_iso if final_iso else rng.random() < 0.2
+    if final_iso:
+        dest_iso = final_iso
+    elif domestic:
         dest_iso = origin_iso
     else:
         dest_iso = rng.choice([d for d in _DESTINATIONS if d != origin_iso])
@@ -556,67 +681,65 @@ def generate_history(
         second = 0
     lang1 = _LANGUAGES.get(origin_iso, "en") if postal else "en"
     lang2 = _LANGUAGES.get(dest_iso, "en") if second else None
+    lookup = float(rng.randint(2, 8))
 
-    def city(iso: str, lang: str) -> str:
-        cities = _CITIES.get(iso)
-        if cities is None:
-            return book.country_names.get(book.country_by_iso[iso], iso)
-        if lang != "zh-CHS" and iso in _CITIES_LATIN:
-            cities = _CITIES_LATIN[iso]
-        return rng.choice(cities)
+    def pick(table: Mapping[str, tuple[_Place, ...]], iso: str) -> _Place:
+        places = table.get(iso)
+        if not places:
+            return _Place(book.country_names.get(book.country_by_iso[iso], iso), 0)
+        return rng.choice(places)
+
+    sender, origin_hub = pick(_TOWNS, origin_iso), pick(_HUBS, origin_iso)
+    dest_hub, recipient = pick(_HUBS, dest_iso), pick(_TOWNS, dest_iso)
+    if domestic:
+        origin_hub = dest_hub
 
     if outcome is _S.NOT_FOUND:
-        first = round(rng.uniform(0.25, 1.0) * _HOUR)
-        events: list[ScriptedEvent] = [ScriptedEvent(first, _S.NOT_FOUND, leg=0)]
+        events: list[ScriptedEvent] = [ScriptedEvent(lookup, _S.NOT_FOUND, leg=0)]
     else:
-        dest_phases = ["delivery_office", "out_for_delivery", "delivered"]
-        origin_phases = list(_ORIGIN_PHASES)
-        if not domestic:
-            origin_phases.append("export")
-            dest_phases[:0] = ["arrived", "customs"]
-        full = origin_phases + dest_phases
-        if outcome is _S.DELIVERED:
-            phases = full
-        elif outcome is _S.PICK_UP:
-            phases = [*full[:-2], "pickup_ready"]
-        elif outcome is _S.UNDELIVERED:
-            phases = [*full[:-1], "failed_attempt"]
-        elif outcome is _S.ALERT:
-            middle = ["arrived", "customs_held"] if not domestic else ["delivery_office"]
-            phases = [*origin_phases, *middle, "returned"]
-        elif outcome is _S.EXPIRED:
-            phases = origin_phases
-        else:  # still in transit when the carrier stops reporting
-            phases = full[: rng.randint(3, len(full) - 3)]
+        phases = _phases(outcome, domestic, rng)
+        if undocumented_codes and not domestic and "arrived" in phases and rng.random() < 0.35:
+            phases.insert(phases.index("arrived") + 1, "undocumented")
         events = []
-        after = rng.uniform(0.25, 1.0) * _HOUR
-        origin_city, dest_city = city(origin_iso, lang1), city(dest_iso, lang2 or lang1)
+        after = 0.0
         for i, phase in enumerate(phases):
-            if i:
-                after += rng.uniform(12, 30) * _HOUR if phases[i - 1] == "export" else 0
+            if i and phases[i - 1] == "export":
+                after += rng.uniform(6, 20) * _HOUR  # the flight, then the arrival scan
+            elif i:
                 after += rng.uniform(2, 8) * _HOUR
-            status, texts = _PHASES[phase]
-            at_origin = phase in origin_phases
+            at_origin = phase in _ORIGIN_PHASES or phase == "export"
             leg = 1 if at_origin or not second else 2
             lang = lang1 if leg == 1 else (lang2 or "en")
-            if at_origin and phase in ("departed", "export"):
-                place = origin_city
-            elif at_origin:
-                place = origin_city if i % 2 else city(origin_iso, lang1)
+            if phase == "undocumented":
+                status: PackageStatus = PackageStatus(UNDOCUMENTED_CODE)
+                texts: Mapping[str, str] = _UNDOCUMENTED_TEXT
             else:
-                place = dest_city
+                status, texts = _PHASES[phase]
+            if phase in _SENDER_PHASES:
+                place = sender
+            elif phase in _HUB_PHASES or phase == "undocumented":
+                place = origin_hub if at_origin else dest_hub
+            else:
+                place = recipient
+            name = place.local_name if lang == "zh-CHS" and place.local_name else place.name
             events.append(
                 ScriptedEvent(
                     after=round(after),
                     status=status,
                     description=texts.get(lang, texts["en"]),
-                    location=place,
+                    location=name,
                     leg=leg,
+                    zone=place.zone,
                 )
             )
         if outcome is _S.EXPIRED:
             after += rng.uniform(36, 60) * _HOUR
             events.append(ScriptedEvent(round(after), _S.EXPIRED, leg=0))
+        # The carrier had the parcel before it was registered: the first one to three events
+        # happened up to a day earlier, so the first lookup already finds them.
+        before = min(rng.choice((1, 1, 2, 3)), len(events) - 1) or 1
+        shift = events[before - 1].after + rng.uniform(0.1, 1.0) * _HOUR
+        events = [replace(e, after=round(e.after - shift)) for e in events]
     return History(
         origin_country=book.country_by_iso[origin_iso],
         destination_country=book.country_by_iso[dest_iso],
@@ -626,6 +749,8 @@ def generate_history(
         first_tracking_ms=rng.randint(150, 2500),
         second_tracking_ms=rng.randint(150, 2500) if second else 0,
         events=tuple(events),
+        lookup_after=lookup,
+        quirks=undocumented_codes,
     )
 
 
@@ -662,13 +787,24 @@ class Registration:
     push_state: int = 0
 
     def time_of(self, event: ScriptedEvent) -> datetime:
-        """The simulated time ``event`` happens."""
+        """The simulated time ``event`` happens (before the registration when ``after`` < 0)."""
         return self.registered_at + timedelta(seconds=event.after)
+
+    @property
+    def first_lookup(self) -> datetime:
+        """When 17TRACK first looks the number up: nothing is visible before."""
+        return self.registered_at + timedelta(seconds=self.history.lookup_after)
+
+    def due_of(self, event: ScriptedEvent) -> datetime:
+        """When ``event`` becomes visible: its time, or the first lookup if that is later."""
+        return max(self.time_of(event), self.first_lookup)
 
     def visible_count(self, now: datetime, start: int = 0) -> int:
         """How many events have happened (up to the stop time while stopped); counting
         resumes from ``start``, a count known to have happened already."""
         cutoff = now if self.active or self.stopped_at is None else min(now, self.stopped_at)
+        if cutoff < self.first_lookup:
+            return start
         events = self.history.events
         count = start
         while count < len(events) and self.time_of(events[count]) <= cutoff:
@@ -685,9 +821,10 @@ class Registration:
         return PackageStatus(shown[-1].status) if shown else PackageStatus.NOT_FOUND
 
     def last_tracked(self, now: datetime) -> datetime | None:
-        """When the carrier last reported something (``tt``/``ylt1``), or ``None``."""
+        """When 17TRACK last tracked something new (``tt``/``ylt1``, its own clock: UTC), or
+        ``None``: the visible time of the latest visible event."""
         shown = self.visible(now)
-        return self.time_of(shown[-1]) if shown else None
+        return self.due_of(shown[-1]) if shown else None
 
     def auto_stop_at(self) -> datetime:
         """When 17TRACK's expiration rules stop tracking, once every event has happened."""
@@ -699,8 +836,13 @@ class Registration:
 
 
 def _event_json(reg: Registration, event: ScriptedEvent) -> dict[str, Any]:
+    if event.time is not None:
+        when = event.time
+    else:
+        local = reg.time_of(event) + timedelta(hours=event.zone or 0)
+        when = local.strftime(_EVENT_FMT)  # the carrier's clock, with no zone, as 17TRACK sends
     return {
-        "a": event.time if event.time is not None else reg.time_of(event).strftime(_EVENT_FMT),
+        "a": when,
         "b": None,
         "c": event.location,
         "d": event.detail,
@@ -708,11 +850,12 @@ def _event_json(reg: Registration, event: ScriptedEvent) -> dict[str, Any]:
     }
 
 
-def _stable_hash(status: int, event: dict[str, Any] | None) -> int:
-    """``hs``: a hash of the latest event and the status it left, stable across runs."""
-    parts = [str(status)]
-    if event is not None:
-        parts += [str(event[k] or "") for k in ("a", "c", "d", "z")]
+def _stable_hash(event: dict[str, Any] | None) -> int:
+    """``hs``: a hash of the latest event and nothing else (a status-only change keeps it),
+    stable across runs; 0 when there is no event."""
+    if event is None:
+        return 0
+    parts = [str(event[k] or "") for k in ("a", "c", "d", "z")]
     return zlib.crc32("|".join(parts).encode()) & 0x7FFFFFFF
 
 
@@ -738,12 +881,12 @@ def render_track(reg: Registration, now: datetime) -> dict[str, Any] | None:
     z1.reverse()
     z2.reverse()
     status = PackageStatus(shown[-1].status)
-    tracked = reg.time_of(shown[-1]).strftime(_TIME_FMT)
+    tracked = reg.due_of(shown[-1]).strftime(_TIME_FMT)
     delivered = -1
     if status is _S.DELIVERED and first_time is not None:
         delivered = round((reg.time_of(shown[-1]) - first_time).total_seconds() / 86400)
     normal, not_found = int(TrackingStatus.NORMAL_TRACKING), int(TrackingStatus.NOT_FOUND)
-    return {
+    track = {
         "b": hist.origin_country,
         "c": hist.destination_country,
         "e": int(status),
@@ -761,7 +904,7 @@ def render_track(reg: Registration, now: datetime) -> dict[str, Any] | None:
         "ln1": hist.first_language if z1 else None,
         "ln2": hist.second_language if z2 else None,
         "ln9": None,
-        "hs": _stable_hash(int(status), latest),
+        "hs": _stable_hash(latest),
         "z0": latest,
         "ylt1": tracked,
         "ylt2": tracked if w2 else NO_TIME,
@@ -769,6 +912,12 @@ def render_track(reg: Registration, now: datetime) -> dict[str, Any] | None:
         "yt": "",
         "zex": {"trN": "", "trC": 0},
     }
+    if hist.quirks:
+        # Shapes 17TRACK has sent for "nothing": null, "" and {} (DESIGN.md).
+        track.update(yt=None, zex={}, ln9="", f="" if delivered == -1 else delivered)
+        if latest is None:
+            track["z0"] = {}
+    return track
 
 
 # --------------------------------------------------------------------------- pushes
@@ -1000,7 +1149,10 @@ class SandboxState:
         the history at once and the events already due are pushed afresh.
         """
         steps = tuple(e if isinstance(e, ScriptedEvent) else ScriptedEvent(**e) for e in events)
-        overrides: dict[str, Any] = {"events": tuple(sorted(steps, key=lambda e: e.after))}
+        overrides: dict[str, Any] = {
+            "events": tuple(sorted(steps, key=lambda e: e.after)),
+            "lookup_after": 0.0,
+        }
         if origin_country is not None:
             overrides["origin_country"] = origin_country
         if destination_country is not None:
@@ -1130,7 +1282,13 @@ class SandboxState:
             except _Reject as exc:
                 rejected.append(_rejected(item.get("number"), exc, carrier))
                 continue
-            history = generate_history(number, self.config.seed, chosen, final)
+            history = generate_history(
+                number,
+                self.config.seed,
+                chosen,
+                final,
+                undocumented_codes=self.config.undocumented_codes,
+            )
             script = self._scripts.get(number)
             if script:
                 history = replace(history, **script)
@@ -1442,7 +1600,7 @@ class SandboxState:
             events = reg.history.events
             shown = reg.visible_count(now, reg.announced)
             candidates.append(
-                reg.time_of(events[shown]) if shown < len(events) else reg.auto_stop_at()
+                reg.due_of(events[shown]) if shown < len(events) else reg.auto_stop_at()
             )
         return min(candidates, default=None)
 
