@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--webhook-url", help="where to push signed tracking updates")
     p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
     p.add_argument("--seed", type=int, default=0, help="seed for the simulated histories")
+    p.add_argument(
+        "--undocumented-codes",
+        action="store_true",
+        help='some parcels pass through status code 60 and send null/""/{} fields, as 17TRACK has',
+    )
 
     p = sub.add_parser("demo", help="sandbox + engine + dashboard, no key, no config")
     p.add_argument("--speed", type=float, default=3600.0)
@@ -653,7 +658,11 @@ async def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from trackops.core.sandbox import SandboxConfig, running_sandbox
 
     config = SandboxConfig(
-        key=args.key, webhook_url=args.webhook_url, speed=args.speed, seed=args.seed
+        key=args.key,
+        webhook_url=args.webhook_url,
+        speed=args.speed,
+        seed=args.seed,
+        undocumented_codes=args.undocumented_codes,
     )
     try:
         config.check()

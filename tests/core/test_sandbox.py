@@ -1180,3 +1180,11 @@ async def test_undocumented_codes_on_request(http: aiohttp.ClientSession) -> Non
             for n in numbers
             for e in plain.state.tracked(n).history.events  # type: ignore[union-attr]
         )
+
+
+def test_the_cli_option_asks_for_undocumented_codes() -> None:
+    from trackops.core.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["sandbox", "--undocumented-codes"]).undocumented_codes is True
+    assert parser.parse_args(["sandbox"]).undocumented_codes is False
