@@ -22,6 +22,7 @@ import random
 import re
 import socket
 import time
+import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ from trackops.core.store import (
     Subscription,
     is_transient,
 )
-from trackops.core.text import has_unsafe
+from trackops.core.text import has_unsafe, safe_text
 from trackops.core.wire import (
     EVENT_TRACKING_UPDATED,
     ApiErrorBody,
@@ -159,6 +160,10 @@ def _reason(exc: BaseException) -> str:
 def _plausible_number(number: str) -> bool:
     """A push's tracking number the store can key on: 1-100 characters, no control codes."""
     return 0 < len(number) <= 100 and not has_unsafe(number)
+
+
+def _safe_or_none(value: str | None) -> str | None:
+    return None if value is None else safe_text(value)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -1167,9 +1172,23 @@ class Engine:
         await self.store.heartbeat(self.worker, host=self.host, pid=os.getpid(), now=self.clock())
 
     def message_for(self, row: NotificationRecord, shipment: ShipmentRecord | None) -> Message:
-        """The ``Message`` a channel renders for one history row."""
+        """The ``Message`` a channel renders for one history row.
+
+        Outside text (carrier events, numbers, orders, names, tags) is made safe here, once
+        for every channel (``text.safe_text``): no control or bidi characters reach an email
+        or a chat message. The tracking URL carries the number percent-encoded.
+        """
         info = shipment.info if shipment else None
         carrier = (shipment.carrier if shipment else None) or (info.first_carrier if info else None)
+        event = _event_of(row) or (info.latest_event if info else None)
+        if event is not None:
+            event = Event(
+                time_raw=_safe_or_none(event.time_raw),
+                location_mapping=event.location_mapping,
+                location=_safe_or_none(event.location),
+                location_detail=_safe_or_none(event.location_detail),
+                description=_safe_or_none(event.description),
+            )
         return Message(
             notification_id=row.id,
             audience=row.audience,  # type: ignore[arg-type]
@@ -1177,23 +1196,25 @@ class Engine:
             recipient=row.recipient,
             condition=row.condition,
             condition_kind=row.condition_kind,  # type: ignore[arg-type]
-            number=row.number or "",
-            order=row.order_number,
-            buyer_name=shipment.buyer_name if shipment else None,
-            tag=shipment.tag if shipment else None,
+            number=safe_text(row.number),
+            order=_safe_or_none(row.order_number),
+            buyer_name=_safe_or_none(shipment.buyer_name) if shipment else None,
+            tag=_safe_or_none(shipment.tag) if shipment else None,
             carrier=carrier,
-            carrier_name=self.carrier_name(carrier),
+            carrier_name=safe_text(self.carrier_name(carrier)),
             from_status=row.from_status,
             to_status=row.to_status,
-            latest_event=_event_of(row) or (info.latest_event if info else None),
+            latest_event=event,
             origin_country=info.origin_country if info else None,
             destination_country=info.destination_country if info else None,
-            tracking_url=self.settings.notifications.tracking_url.format(number=row.number)
+            tracking_url=self.settings.notifications.tracking_url.format(
+                number=urllib.parse.quote(row.number, safe="")
+            )
             if row.number
             else "",
             created_at=row.created_at,
-            subject=row.subject or "",
-            body=row.body or "",
+            subject=safe_text(row.subject),
+            body=safe_text(row.body, multiline=True),
         )
 
     async def run_dispatcher(self, idle_seconds: float = 5.0) -> None:

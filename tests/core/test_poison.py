@@ -40,7 +40,8 @@ from trackops.core.channels import RecordingChannel
 from trackops.core.config import Settings
 from trackops.core.engine import Engine
 from trackops.core.plugins import PluginHost
-from trackops.core.store import Store
+from trackops.core.store import NewShipment, Store
+from trackops.core.text import has_unsafe
 from trackops.core.webhook import create_app, runner_options
 from trackops.core.wire import PackageStatus, push_signature
 
@@ -460,3 +461,29 @@ async def test_another_process_holding_the_write_lock_gets_a_prompt_503(
             await holder.stdin.drain()
             await asyncio.wait_for(holder.wait(), 10)
         assert await lst.post(push_body(CLEAN, make_info(10))) == 200
+
+
+# --------------------------------------------------------------------------- text to channels
+
+
+async def test_pushed_control_and_bidi_characters_never_reach_a_channel(
+    target: Target, tmp_path: Path
+) -> None:
+    async with listening(target, tmp_path) as lst:
+        await lst.engine.store.add_shipments(
+            [NewShipment(number=CLEAN, email="buyer@example.com", order_number="[/bold]\x1b[31m")]
+        )
+        z0 = {"z": "\x1b[2J\x1b]0;pwned\x07Sorted [/HUB-7]", "c": "Shen\u202ezhen"}
+        assert await lst.post(signed(CLEAN, track(**{"z0": z0}))) == 200
+        await lst.settle()
+        (message,) = [m for m in lst.channel.sent if m.audience == "customer"]
+        event = message.latest_event
+        assert event is not None
+        assert event.description == "␛[2J␛]0;pwned␇Sorted [/HUB-7]"
+        assert event.location == "Shenzhen"
+        assert message.order == "[/bold]␛[31m"
+        shown = " ".join(str(v) for v in (event.description, event.location, message.order))
+        assert not has_unsafe(shown)
+        # The store keeps the data exactly as pushed.
+        record = await lst.engine.store.get_shipment(CLEAN)
+        assert record is not None and record.latest_event_description == z0["z"]
