@@ -1052,7 +1052,7 @@ class _Dialect:
         if not self.is_sqlite:
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + _SQLITE_BUSY_TIMEOUT_MS / 1000
+        deadline = loop.time() + self.busy_ms / 1000
         delay = 0.001
         async with engine.connect() as conn:
             driver = await _driver_connection(conn)
