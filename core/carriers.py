@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-import aiohttp
 from trackops.core.errors import TrackopsError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "CARRIERS_FILE",
@@ -541,6 +543,8 @@ async def update_carrier_lists(
     base = base_url.rstrip("/")
     own = session is None
     if session is None:
+        import aiohttp  # only `carriers update` needs an HTTP client
+
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=http_timeout))
     try:
         carriers_data = await _fetch_json(session, base + CARRIERS_PATH)

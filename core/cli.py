@@ -10,19 +10,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import dataclasses
+import getpass
+import inspect
 import io
 import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from trackops.core.config import ConfigError, Settings, load_settings, resolve_config_path
+from trackops.core.errors import TrackopsError
+from trackops.core.hookspecs import CliCommand
+from trackops.core.text import safe_markup as _markup
+from trackops.core.text import safe_text
 from trackops.core.wire import PackageStatus, Rejected, TrackApiError, WireError
+
+if TYPE_CHECKING:
+    from trackops.core.service import Page, Service
+
+T = TypeVar("T")
 
 __all__ = ["main"]
 
@@ -64,8 +76,8 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every sub-command."""
+def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argparse.ArgumentParser:
+    """The argument parser for every sub-command (``plugins``: the commands plugins add)."""
     parser = _Parser(prog="trackops", description="Watch parcels through the 17TRACK API.")
     parser.add_argument(
         "--config",
@@ -174,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="*", help="name or code; `update` refreshes the list")
     p.add_argument("--url", default="https://res.17track.net", help="where `update` downloads from")
     _json_flag(p)
+    for name, entry in sorted((plugins or {}).items()):
+        p = sub.add_parser(name, help=f"{entry.command.help} (plugin {entry.plugin})")
+        if entry.command.configure is not None:
+            entry.command.configure(p)
     return parser
 
 
@@ -355,11 +371,27 @@ def read_register_file(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 # --------------------------------------------------------------------------- commands
 
 
-async def _with_engine(settings: Settings, fn: Callable[[Any], Awaitable[int]]) -> int:
-    from trackops.core.engine import Engine
+ACTOR_PREFIX = "cli:"
 
-    async with Engine(settings) as engine:
-        return await fn(engine)
+
+def cli_actor() -> str:
+    """``cli:<user>``: who runs this command, for the audit log."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment (a container, a service account)
+        user = "unknown"
+    return f"{ACTOR_PREFIX}{user}"
+
+
+async def _with_service(
+    settings: Settings, fn: Callable[[Service], Awaitable[int]], *, read_only: bool = False
+) -> int:
+    """Run ``fn`` with the service open. ``read_only`` commands load no plugins (no channels
+    to build, no notification rules to compile): reading the store is all they do."""
+    from trackops.core.service import open_service
+
+    async with open_service(settings, load_plugins=not read_only) as service:
+        return await fn(service)
 
 
 def _progress_bar(total_items: int) -> tuple[Any, Callable[[int, int], None] | None]:
@@ -403,142 +435,150 @@ async def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
     ]
     lines = {row["number"].strip(): row.get("line") for row in rows}
 
-    async def run(engine: Any) -> int:
+    async def run(service: Service) -> int:
         progress, update = _progress_bar(len(requests))
         if progress is not None:
             with progress:
-                outcome = await engine.register(requests, progress=update)
+                outcome = await service.register(requests, actor=cli_actor(), progress=update)
         else:
-            outcome = await engine.register(requests)
+            outcome = await service.register(requests, actor=cli_actor())
         code = _report_outcome(outcome, "registered", args.json, lines)
         return EXIT_FAILED if problems else code
 
-    return await _with_engine(settings, run)
-
-
-def _shipment_json(engine: Any, record: Any) -> dict[str, Any]:
-    data = record.to_json()
-    data["carrier_name"] = engine.carrier_name(record.carrier)
-    return data
+    return await _with_service(settings, run)
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(engine: Any) -> int:
-        record = await engine.store.get_shipment(args.number.strip())
-        if record is None:
-            raise UsageError(f"{args.number} is not registered here (`trackops register` it)")
-        data = _shipment_json(engine, record)
-        info = record.info
+    from trackops.core.service import NotFoundError
+
+    async def run(service: Service) -> int:
+        try:
+            detail = await service.shipment(args.number)
+        except NotFoundError:
+            raise UsageError(
+                f"{args.number.strip()} is not registered here (`trackops register` it)"
+            ) from None
+        row = detail.shipment
+        data = row.to_json()
         if args.json:
             data["events"] = [
-                {"time": e.time_raw, "location": e.place, "description": e.description}
-                for e in (info.all_events if info else [])
+                {"time": e.time, "location": e.location or "", "description": e.description}
+                for e in detail.events
             ]
             _print_json(data)
             return EXIT_OK
         console = _console()
         console.print(
-            f"[bold]{record.number}[/]  {record.status.display}"
-            f"  ({'tracking' if record.active else 'stopped'})"
+            f"[bold]{_markup(row.number)}[/]  {row.status.display}"
+            f"  ({'tracking' if row.active else 'stopped'})"
         )
-        carrier = data["carrier_name"] or "carrier not known yet"
+        carrier = row.carrier_name or "carrier not known yet"
         console.print(f"carrier: {carrier}", markup=False)
-        for label, value in (
-            ("order", record.order_number),
-            ("buyer", record.email),
-            ("tag", record.tag),
-        ):
+        for label, value in (("order", row.order), ("buyer", row.email), ("tag", row.tag)):
             if value:
                 console.print(f"{label}: {value}", markup=False)
-        events = info.all_events if info else []
-        if not events:
+        if not detail.events:
             console.print("no tracking events yet")
-        for event in events:
-            place = f"  {event.place}" if event.place else ""
+        for event in detail.events:
+            place = f"  {event.location}" if event.location else ""
             console.print(
-                f"  {event.time_raw or '?':16}{place}  {event.description or ''}", markup=False
+                f"  {event.time or '?':16}{place}  {event.description or ''}", markup=False
             )
         return EXIT_OK
 
-    return await _with_engine(settings, run)
+    return await _with_service(settings, run, read_only=True)
+
+
+async def _all_pages(
+    fetch: Callable[[int, str | None], Awaitable[Page[T]]], limit: int | None
+) -> list[T]:
+    """Every item of a paged listing (or the first ``limit``), a page at a time."""
+    items: list[T] = []
+    cursor: str | None = None
+    while True:
+        size = min(1000, limit - len(items)) if limit is not None else 1000
+        page = await fetch(size, cursor)
+        items += page.items
+        cursor = page.next_cursor
+        if cursor is None or (limit is not None and len(items) >= limit):
+            return items
 
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(engine: Any) -> int:
-        records = await engine.store.list_shipments(
-            status=args.status,
-            active=False if args.stopped else None,
-            search=args.search,
-            limit=args.limit,
+    from trackops.core.service import ShipmentQuery
+
+    query = ShipmentQuery(
+        statuses=frozenset({int(args.status)}) if args.status is not None else frozenset(),
+        active=False if args.stopped else None,
+        search=args.search,
+    )
+
+    async def run(service: Service) -> int:
+        rows = await _all_pages(
+            lambda size, cursor: service.shipments(query, limit=size, after=cursor), args.limit
         )
         if args.json:
-            _print_json([_shipment_json(engine, r) for r in records])
+            _print_json([r.to_json() for r in rows])
             return EXIT_OK
-        if not records:
+        if not rows:
             print("no shipments")
             return EXIT_OK
-
-        rows = []
-        for r in records:
-            event = r.info.latest_event if r.info else None
-            latest = f"{event.time_raw or ''} {event.description or ''}".strip() if event else ""
-            rows.append(
-                (
-                    r.number,
-                    r.status.display,
-                    engine.carrier_name(r.carrier),
-                    r.order_number or "",
-                    latest,
-                    "active" if r.active else "stopped",
-                )
+        table = []
+        for r in rows:
+            latest = f"{r.latest_event_time or ''} {r.latest_event_description or ''}".strip()
+            table.append(
+                (r.number, r.status.display, r.carrier_name, r.order or "", latest, r.tracking)
             )
         _print_table(
             [("number", True), ("status", True), ("carrier", False), ("order", False),
              ("latest event", False), ("tracking", True)],
-            rows,
+            table,
             drop_first=("tracking", "order", "carrier"),
         )  # fmt: skip
         return EXIT_OK
 
-    return await _with_engine(settings, run)
+    return await _with_service(settings, run, read_only=True)
 
 
 def _numbers_cmd(
     method: str, verb: str
 ) -> Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]:
     async def command(args: argparse.Namespace, settings: Settings) -> int:
-        async def run(engine: Any) -> int:
-            outcome = await getattr(engine, method)([n.strip() for n in args.numbers])
+        async def run(service: Service) -> int:
+            call = {"stop": service.stop, "retrack": service.retrack, "delete": service.delete}
+            outcome = await call[method]([n.strip() for n in args.numbers], actor=cli_actor())
             return _report_outcome(outcome, verb, args.json)
 
-        return await _with_engine(settings, run)
+        return await _with_service(settings, run)
 
     return command
 
 
 async def cmd_change_carrier(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(engine: Any) -> int:
-        outcome = await engine.change_carrier(args.number, args.carrier, args.final_carrier)
+    async def run(service: Service) -> int:
+        outcome = await service.change_carrier(
+            args.number, args.carrier, actor=cli_actor(), final_carrier=args.final_carrier
+        )
         return _report_outcome(outcome, "changed carrier of", args.json)
 
-    return await _with_engine(settings, run)
+    return await _with_service(settings, run)
 
 
 async def cmd_tag(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(engine: Any) -> int:
-        outcome = await engine.change_tag(args.number, args.tag)
+    async def run(service: Service) -> int:
+        outcome = await service.change_tag(args.number, args.tag, actor=cli_actor())
         return _report_outcome(outcome, "tagged", args.json)
 
-    return await _with_engine(settings, run)
+    return await _with_service(settings, run)
 
 
 async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(engine: Any) -> int:
-        outcome = await engine.sync()
+    async def run(service: Service) -> int:
+        outcome = await service.sync(actor=cli_actor())
         # Count what the channels accepted: a failed send is a history row, not an error here
         # (its warning is hidden without -v), so the summary says how many went out.
-        async with engine.subscribe() as changes:
-            attempted = await engine.dispatch_pending()
+        async with service.engine.subscribe() as changes:
+            attempted = await service.dispatch()
         sent = 0
         while not changes.empty():
             change = changes.get_nowait()
@@ -568,16 +608,21 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
                 _err(f"{rej.number}: {rej.error.message} (code {rej.error.code})")
         return EXIT_OK if not outcome.rejected else EXIT_FAILED
 
-    return await _with_engine(settings, run)
+    return await _with_service(settings, run)
 
 
 async def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(engine: Any) -> int:
-        rows = await engine.store.history(
-            search=args.search,
-            send_status=args.send_status,
-            condition=args.condition,
-            limit=args.limit,
+    from trackops.core.service import HistoryQuery
+
+    query = HistoryQuery(
+        search=args.search,
+        send_statuses=frozenset({args.send_status}) if args.send_status else frozenset(),
+        condition=args.condition,
+    )
+
+    async def run(service: Service) -> int:
+        rows = await _all_pages(
+            lambda size, cursor: service.history(query, limit=size, after=cursor), args.limit
         )
         if args.json:
             _print_json([r.to_json() for r in rows])
@@ -592,7 +637,7 @@ async def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
             condition = r.condition + (" (custom)" if r.condition_kind == "custom" else "")
             table_rows.append(
                 (
-                    str(r.id), f"{r.created_at:%m-%d %H:%M}", r.number or "", r.order_number or "",
+                    str(r.id), f"{r.created_at:%m-%d %H:%M}", r.number or "", r.order or "",
                     r.recipient, r.channel, condition, change, r.send_status, r.reason or "",
                 )
             )  # fmt: skip
@@ -605,15 +650,17 @@ async def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
         )  # fmt: skip
         return EXIT_OK
 
-    return await _with_engine(settings, run)
+    return await _with_service(settings, run, read_only=True)
 
 
 async def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(engine: Any) -> int:
+    from trackops.core.service import InvalidInputError, NotFoundError
+
+    async def run(service: Service) -> int:
         try:
-            row = await engine.resend(args.id)
-        except (LookupError, ValueError) as exc:
-            raise UsageError(str(exc).strip("'\"")) from None
+            row = await service.resend(args.id, actor=cli_actor())
+        except (NotFoundError, InvalidInputError) as exc:
+            raise UsageError(str(exc)) from None
         if args.json:
             _print_json(row.to_json())
         else:
@@ -623,25 +670,27 @@ async def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
             )
         return EXIT_OK if row.send_status == "sent" else EXIT_FAILED
 
-    return await _with_engine(settings, run)
+    return await _with_service(settings, run)
 
 
 async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(engine: Any) -> int:
-        count = await engine.dispatch_pending()
+    async def run(service: Service) -> int:
+        count = await service.dispatch()
         _print_json({"attempted": count}) if args.json else print(
             f"attempted {count} notifications"
         )
         return EXIT_OK
 
-    return await _with_engine(settings, run)
+    return await _with_service(settings, run)
 
 
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(engine: Any) -> int:
+    from trackops.core.service import InvalidInputError
+
+    async def run(service: Service) -> int:
         try:
-            rows = await engine.send_report(args.kind)
-        except ValueError as exc:
+            rows = await service.send_report(args.kind, actor=cli_actor())
+        except InvalidInputError as exc:
             raise UsageError(str(exc)) from None
         if args.json:
             _print_json([r.to_json() for r in rows])
@@ -651,7 +700,7 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{args.kind} to {r.recipient} via {r.channel}: {r.send_status}{reason}")
         return EXIT_OK if all(r.send_status == "sent" for r in rows) else EXIT_FAILED
 
-    return await _with_engine(settings, run)
+    return await _with_service(settings, run)
 
 
 async def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
@@ -876,14 +925,14 @@ class _OneLineFormatter(logging.Formatter):
         return " ".join(text.splitlines())
 
 
-def _setup_logging(args: argparse.Namespace) -> None:
+def _setup_logging(args: argparse.Namespace, *, long_running: bool = False) -> None:
     """Logging to stderr. A one-shot command shows only errors unless ``-v``, so a failure
     stays one line (e.g. no "retrying" warnings before "API unavailable"); ``serve``,
     ``sandbox`` and ``demo`` also show warnings. Without ``-v`` no record carries a traceback.
     """
     if args.verbose:
         level = logging.INFO
-    elif args.command in LONG_RUNNING:
+    elif args.command in LONG_RUNNING or long_running:
         level = logging.WARNING
     else:
         level = logging.ERROR
@@ -897,11 +946,97 @@ def _setup_logging(args: argparse.Namespace) -> None:
         logging.getLogger("trackops.pushes").setLevel(logging.INFO)
 
 
+# --------------------------------------------------------------------------- plugin commands
+
+
+@dataclasses.dataclass
+class _PluginCommand:
+    command: CliCommand
+    plugin: str
+
+
+def _plugin_commands(argv: Sequence[str] | None) -> dict[str, _PluginCommand]:
+    """The sub-commands plugins add (``trackops_register_commands``), by name.
+
+    The config's ``[plugins] disable`` is honoured when the config can be read; a plugin that
+    cannot be loaded is left out here (the commands that need plugins then say why)."""
+    from trackops.core.plugins import PluginError, PluginHost
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    pre.add_argument("-v", "--verbose", action="store_true")
+    known, rest = pre.parse_known_args(argv)
+    if rest and rest[0] in COMMANDS:
+        # A built-in command: its parser needs no plugin (and loading them costs imports).
+        return {}
+    try:
+        settings = load_settings(known.config, required=False)
+    except ConfigError:
+        settings = Settings()
+    host = PluginHost(settings)
+    try:
+        commands = host.cli_commands(reserved=COMMANDS)
+    except PluginError as exc:
+        logging.getLogger("trackops.cli").debug("plugin commands not loaded: %s", exc)
+        return {}
+    return {c.name: _PluginCommand(c, host.provider_of("command", c.name) or "?") for c in commands}
+
+
+@dataclasses.dataclass
+class _Context:
+    """What a plugin's command gets (``hookspecs.CliContext``)."""
+
+    settings: Settings | None
+    config_path: Path
+    actor: str
+
+    def open_service(self) -> contextlib.AbstractAsyncContextManager[Service]:
+        from trackops.core.service import open_service
+
+        if self.settings is None:
+            raise UsageError("this command has no config to open the store with")
+        return open_service(self.settings)
+
+    def print(self, text: str) -> None:
+        print(safe_text(text, multiline=True))
+
+
+async def _run_plugin_command(
+    entry: _PluginCommand, args: argparse.Namespace, settings: Settings | None
+) -> int:
+    context = _Context(settings, resolve_config_path(args.config), cli_actor())
+    command = entry.command
+
+    async def run() -> int:
+        result = command.run(args, context)
+        if inspect.isawaitable(result):
+            result = await result
+        return int(result or 0)
+
+    try:
+        if command.long_running:
+            await _until_signal(run())
+            return EXIT_OK
+        return await run()
+    except (TrackopsError, UsageError, CommandFailed):
+        raise
+    except Exception as exc:
+        raise CommandFailed(
+            f"plugin {entry.plugin!r}: command {command.name!r} failed:"
+            f" {type(exc).__name__}: {safe_text(str(exc))}"
+        ) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trackops`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    _setup_logging(args)
+    plugins = _plugin_commands(argv)
+    args = build_parser(plugins).parse_args(argv)
+    entry = plugins.get(args.command)
+    _setup_logging(args, long_running=entry is not None and entry.command.long_running)
     try:
+        if entry is not None:
+            loaded = load_settings(args.config, required=entry.command.needs_config)
+            return asyncio.run(_run_plugin_command(entry, args, loaded))
         settings = (
             None
             if args.command in NO_CONFIG
@@ -935,7 +1070,10 @@ def _describe_failure(exc: BaseException) -> str | None:
     if isinstance(exc, TrackApiError):
         return f"17TRACK: {exc.message} (code {exc.code})"
     # PluginError: a broken third-party plugin, and its message names it.
-    known = (CommandFailed, ApiAuthError, ApiUnavailable, WireError, StoreError, PluginError)
+    known = (
+        CommandFailed, ApiAuthError, ApiUnavailable, WireError, StoreError, PluginError,
+        TrackopsError,
+    )  # fmt: skip
     if isinstance(exc, known):
         return str(exc)
     if isinstance(exc, OSError):

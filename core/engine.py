@@ -27,13 +27,11 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from aiolimiter import AsyncLimiter
 from trackops.core import queries
 from trackops.core.carriers import carrier_name
 from trackops.core.channels import Attachment, Channel, ChannelError, Message
-from trackops.core.client import BatchResult, TrackClient
 from trackops.core.config import ConfigError, Settings
 from trackops.core.plugins import PluginHost
 from trackops.core.redact import install_log_redaction, redact
@@ -80,6 +78,12 @@ from trackops.core.wire import (
     validate_number,
 )
 from trackops.plugins import carriers as carrier_params
+
+if TYPE_CHECKING:
+    # aiohttp and the client are imported when the engine first talks to 17TRACK, so that
+    # commands that only read the store start fast.
+    from aiolimiter import AsyncLimiter
+    from trackops.core.client import BatchResult, TrackClient
 
 __all__ = [
     "Change",
@@ -413,6 +417,8 @@ class Engine:
                     f'{where}[api] key is empty: set your 17TRACK API key (or "env:NAME");'
                     " `trackops sandbox` gives a local API to try things with"
                 )
+            from trackops.core.client import TrackClient
+
             self._client = TrackClient(self.settings.api)
             self._owns_client = True
             await self._client.__aenter__()

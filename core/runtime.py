@@ -13,46 +13,17 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 
 from aiohttp import web
-from trackops.core.channels import Channel
-from trackops.core.client import TrackClient
 from trackops.core.config import ConfigError, Settings
-from trackops.core.engine import Engine, utcnow
-from trackops.core.plugins import PluginHost
-from trackops.core.service import Service
+from trackops.core.service import Service, open_service
 from trackops.core.webhook import create_app, runner_options
 
 __all__ = ["Running", "open_service", "running", "serve"]
 
 log = logging.getLogger("trackops.serve")
-
-
-@contextlib.asynccontextmanager
-async def open_service(
-    settings: Settings,
-    *,
-    clock: Callable[[], datetime] | None = None,
-    channels: Iterable[Channel] | Mapping[str, Channel] | None = None,
-    load_plugins: bool = True,
-    plugins: PluginHost | None = None,
-    client: TrackClient | None = None,
-    poll_seconds: float = 0.25,
-) -> AsyncIterator[Service]:
-    """The service over ``settings``' store and API, open for the block."""
-    engine = Engine(
-        settings,
-        clock=clock or utcnow,
-        channels=channels,
-        load_plugins=load_plugins,
-        plugins=plugins,
-        client=client,
-    )
-    async with engine:
-        yield Service(engine, poll_seconds=poll_seconds)
 
 
 @dataclass

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from trackops.core import carriers as carrier_list
 from trackops.core import queries
+from trackops.core.channels import Channel
 from trackops.core.config import Settings
 from trackops.core.engine import (
     Change,
@@ -35,6 +36,7 @@ from trackops.core.engine import (
     Engine,
     RegisterRequest,
     SyncOutcome,
+    utcnow,
 )
 from trackops.core.errors import (
     InvalidInputError,
@@ -52,6 +54,10 @@ from trackops.core.store import (
 )
 from trackops.core.wire import Event, PackageStatus, Rejected, TrackInfo
 from trackops.plugins import carriers as carrier_params
+
+if TYPE_CHECKING:
+    from trackops.core.client import TrackClient
+    from trackops.core.plugins import PluginHost
 
 __all__ = [
     "Actor",
@@ -81,6 +87,7 @@ __all__ = [
     "SyncOutcome",
     "TimelineEvent",
     "TrackopsError",
+    "open_service",
 ]
 
 T = TypeVar("T")
@@ -1040,3 +1047,31 @@ def _carrier_codes_matching(text: str) -> list[int]:
         return []
     folded = text.strip().casefold()
     return [c.key for c in carrier_list.all_carriers() if folded in c.name.casefold()][:500]
+
+
+@contextlib.asynccontextmanager
+async def open_service(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    channels: Iterable[Channel] | Mapping[str, Channel] | None = None,
+    load_plugins: bool = True,
+    plugins: PluginHost | None = None,
+    client: TrackClient | None = None,
+    poll_seconds: float = 0.25,
+) -> AsyncIterator[Service]:
+    """The service over ``settings``' store and API, open for the block.
+
+    ``load_plugins=False`` gives a read-only service that builds no channels and compiles no
+    rules (``list``, ``status``, ``history``); commands that apply updates then say why not.
+    """
+    engine = Engine(
+        settings,
+        clock=clock or utcnow,
+        channels=channels,
+        load_plugins=load_plugins,
+        plugins=plugins,
+        client=client,
+    )
+    async with engine:
+        yield Service(engine, poll_seconds=poll_seconds)
