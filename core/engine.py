@@ -166,6 +166,10 @@ def _plausible_number(number: str) -> bool:
     return 0 < len(number) <= 100 and not has_unsafe(number)
 
 
+def _fits_int32(value: int) -> bool:
+    return -(2**31) <= value < 2**31
+
+
 def _safe_or_none(value: str | None) -> str | None:
     return None if value is None else safe_text(value)
 
@@ -1007,6 +1011,14 @@ class Engine:
                     raise WireError(
                         f"push for tracking number {data.number[:60]!r}: expected 1 to 100 "
                         "characters without control characters"
+                    )
+                if isinstance(data, TrackingUpdated) and not _fits_int32(
+                    int(data.track.package_status)
+                ):
+                    # Unknown status codes are kept, but one no column can hold is refused.
+                    raise WireError(
+                        f"push for {data.number}: status code {int(data.track.package_status)} "
+                        "is out of range (expected a code from -2147483648 to 2147483647)"
                     )
             except WireError as exc:
                 unreadable.append((row, str(exc)))

@@ -229,6 +229,13 @@ def signature_problem(envelope: PushEnvelope, key: str) -> str | None:
     return "wrong sign" if envelope.sign else "missing sign"
 
 
+def _closing(response: web.Response) -> web.Response:
+    """``response``, then close the connection: the rest of the body was not (or could not
+    be) read, so the connection cannot carry another request."""
+    response.force_close()
+    return response
+
+
 def _refuse(request: web.Request, status: int, reason: str) -> web.Response:
     """Count, tell (``push_log``: reason and source, never the body or a signature), answer."""
     request.app[STATS].rejected += 1
@@ -252,11 +259,13 @@ async def handle_push(request: web.Request) -> web.Response:
             request, settings.webhook.max_body_bytes, settings.webhook.body_timeout
         )
     except TimeoutError:
-        return _refuse(request, 408, "request body not received in time")
+        return _closing(_refuse(request, 408, "request body not received in time"))
     except _BadBody as exc:
-        return _refuse(request, 400, str(exc))
+        return _closing(_refuse(request, 400, str(exc)))
     if body is None:
-        return _refuse(request, 413, f"body larger than {settings.webhook.max_body_bytes} bytes")
+        return _closing(
+            _refuse(request, 413, f"body larger than {settings.webhook.max_body_bytes} bytes")
+        )
     try:
         envelope = decode_push(body)
     except WireError as exc:

@@ -280,6 +280,21 @@ async def test_a_tracking_number_with_nul_is_quarantined_at_once(
         assert await lst.engine.store.get_shipment(CLEAN) is not None
 
 
+async def test_a_status_code_no_column_can_hold_is_quarantined_at_once(
+    target: Target, tmp_path: Path
+) -> None:
+    async with listening(target, tmp_path) as lst:
+        assert await lst.post(signed("RR000000001CN", track(e=2**63))) == 200
+        assert await lst.post(signed("RR000000002CN", track(e=60))) == 200  # unknown, kept
+        assert await lst.post(push_body(CLEAN, make_info(10))) == 200
+        await lst.settle()
+        (failed,) = await lst.engine.store.inbox_failed()
+        assert "status code 9223372036854775808 is out of range" in (failed.error or "")
+        kept = await lst.engine.store.get_shipment("RR000000002CN")
+        assert kept is not None and int(kept.status) == 60
+        assert await lst.engine.store.get_shipment(CLEAN) is not None
+
+
 # --------------------------------------------------------------------------- failing rows
 
 
