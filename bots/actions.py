@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from trackops.bots.app import Reply, SlackBot, valid_user_id
 from trackops.bots.blocks import ACTION_HISTORY, ACTION_MORE, ACTION_RETRACK, ACTION_STOP
 from trackops.bots.commands import refusal, run_history, run_list, run_tracking
-from trackops.bots.parse import ADMIN_ACTIONS
+from trackops.bots.parse import ADMIN_ACTIONS, AUDIT_ACTIONS
 from trackops.core.wire import PackageStatus
 
 if TYPE_CHECKING:
@@ -76,7 +76,8 @@ async def shipment_button(bot: SlackBot, verb: str, body: dict[str, Any]) -> Rep
         await bot.record(user, verb, "", "failed", "malformed button value")
         return Reply("This button does not name a tracking number; nothing was done.")
     if verb in ADMIN_ACTIONS and not bot.is_admin(user):
-        await bot.record(user, verb, number, "denied", "not in [slack] admins")
+        action = AUDIT_ACTIONS.get(verb, verb)
+        await bot.record(user, action, number, "denied", "not in [slack] admins")
         return _not_replacing(refusal(verb))
     try:
         if verb == "history":

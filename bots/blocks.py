@@ -106,10 +106,10 @@ def _route(origin: str | None, destination: str | None) -> str:
     return f"{a or 'unknown'} → {b or 'unknown'}"
 
 
-def _status_text(status: PackageStatus | int) -> str:
-    if isinstance(status, PackageStatus):
-        return status.display
-    return f"Unknown status ({int(status)})"
+def _status_text(row: ShipmentRow) -> str:
+    if row.status_code != int(row.status):  # a code 17TRACK has not documented
+        return f"Unknown status ({row.status_code})"
+    return row.status.display
 
 
 def _buttons(number: str, *, active: bool = True) -> ActionsBlock:
@@ -143,8 +143,8 @@ def text_blocks(text: str) -> list[Block]:
 def status_blocks(detail: ShipmentDetail) -> list[Block]:
     """``/track status``: status, carrier, route, latest event, a short timeline, buttons."""
     row = detail.shipment
-    title = f"{plain(row.number, 50)} · {_status_text(row.status)}"
-    fields = [_field("Status", _status_text(row.status))]
+    title = f"{plain(row.number, 50)} · {_status_text(row)}"
+    fields = [_field("Status", _status_text(row))]
     carrier = row.carrier_name or "not known yet"
     if detail.final_carrier_name and detail.final_carrier_name != row.carrier_name:
         carrier += f" → {detail.final_carrier_name}"
@@ -182,7 +182,7 @@ def status_blocks(detail: ShipmentDetail) -> list[Block]:
 
 
 def _row_line(row: ShipmentRow) -> str:
-    parts = [f"*{escape(row.number, 60)}*", _status_text(row.status)]
+    parts = [f"*{escape(row.number, 60)}*", _status_text(row)]
     if row.carrier_name:
         parts.append(escape(row.carrier_name, 80))
     if row.order:
@@ -234,7 +234,7 @@ def history_blocks(rows: Sequence[HistoryRow], *, search: str, more: bool) -> li
         when = row.created_at.strftime("%Y-%m-%d %H:%M")
         change = status_name(row.to_status) if row.to_status is not None else row.audience
         line = (
-            f"`{row.id}` {when} · *{escape(row.number, 60)}* · {escape(change, 40)}"
+            f"`{row.id}` {when} · *{escape(row.number or 'report', 60)}* · {escape(change, 40)}"
             f" · {escape(row.channel, 40)} → {escape(row.recipient, 120)}"
             f" · {escape(row.condition, 60)} ({row.condition_kind}) · *{row.send_status}*"
         )

@@ -24,6 +24,7 @@ from trackops.bots.blocks import (
 )
 from trackops.bots.parse import (
     ADMIN_ACTIONS,
+    AUDIT_ACTIONS,
     Command,
     CommandError,
     parse_command,
@@ -96,7 +97,8 @@ async def handle_track(
     channel = valid_channel_id(body.get("channel_id"))
     if command.verb in ADMIN_ACTIONS and not bot.is_admin(user):
         target = command.args[0] if command.args else ""
-        await bot.record(user, command.verb, target, "denied", "not in [slack] admins")
+        action = AUDIT_ACTIONS.get(command.verb, command.verb)
+        await bot.record(user, action, target, "denied", "not in [slack] admins")
         await ack(**refusal(command.verb).ack_kwargs())
         return
     if command.verb == "add":
@@ -152,7 +154,7 @@ async def run_command(bot: SlackBot, user: str, channel: str | None, command: Co
                 return Reply(text, blocks=help_blocks(command.unknown))
     except TrackopsError as exc:
         # The service records its own commands; queries and refusals before it are ours.
-        if command.verb in {"status", "list", "history", "carrier"}:
+        if command.verb in {"status", "list", "history"}:
             await bot.record(user, command.verb, args[0] if args else "", "failed", str(exc))
         return Reply(plain(str(exc), 2000))
     except (CommandError, ValueError) as exc:
@@ -164,9 +166,8 @@ async def run_status(bot: SlackBot, user: str, text: str) -> Reply:
     """``/track status NUMBER|ORDER``."""
     detail = await bot.service.find_shipment(text)
     await bot.record(user, "status", detail.shipment.number, "ok")
-    status = detail.shipment.status
-    name = status.display if isinstance(status, PackageStatus) else str(int(status))
-    return Reply(f"{detail.shipment.number}: {name}", blocks=status_blocks(detail))
+    row = detail.shipment
+    return Reply(f"{row.number}: {row.status.display}", blocks=status_blocks(detail))
 
 
 async def run_list(
@@ -222,7 +223,13 @@ async def run_tracking(bot: SlackBot, user: str, verb: str, number: str) -> Repl
 
 async def run_change_carrier(bot: SlackBot, user: str, number: str, carrier_text: str) -> Reply:
     """``/track carrier NUMBER CARRIER`` (admins)."""
-    carrier = bot.service.resolve_carrier(carrier_text)
+    from trackops.core.service import TrackopsError
+
+    try:
+        carrier = bot.service.resolve_carrier(carrier_text)
+    except TrackopsError as exc:
+        await bot.record(user, "change-carrier", number, "failed", str(exc))
+        raise
     outcome = await bot.service.change_carrier(number, carrier, actor=bot.actor(user))
     return outcome_reply(outcome, "now has carrier " + _carrier_label(bot, carrier))
 

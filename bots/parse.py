@@ -18,6 +18,7 @@ from trackops.core.wire import PackageStatus
 
 __all__ = [
     "ADMIN_ACTIONS",
+    "AUDIT_ACTIONS",
     "DEFAULT_ALERT_STATUSES",
     "MAX_TEXT",
     "Command",
@@ -50,6 +51,9 @@ _CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 ADMIN_ACTIONS: Final = frozenset({"stop", "delete", "carrier"})
 """Verbs only ``[slack] admins`` may run (by command or by button)."""
+
+AUDIT_ACTIONS: Final = {"carrier": "change-carrier", "add": "register"}
+"""The audit log's name for a verb where it differs (the service's own action names)."""
 
 DEFAULT_ALERT_STATUSES: Final = (PackageStatus.ALERT, PackageStatus.UNDELIVERED)
 """What ``/track subscribe`` with no statuses subscribes to."""

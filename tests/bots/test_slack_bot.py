@@ -1,0 +1,394 @@
+"""The Slack bot end to end in HTTP mode: signed requests to the listener ``trackops serve``
+builds (``trackops.core.runtime``), the engine over the sandbox, Slack's cloud a local stand-in.
+
+Each test checks what the person in Slack sees (the acknowledgement, the response_url posts,
+the Web API calls), what reached 17TRACK (the sandbox's request log) and what was recorded
+(the audit through the service). Every acknowledgement is measured (see conftest).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import pytest
+from conftest import ADMIN, ALERTS, CHANNEL, USER, SlackWorld
+from slack_standin import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    button_payload,
+    form,
+    sign,
+    slash_body,
+    view_payload,
+)
+from trackops.bots.blocks import (
+    ACTION_HISTORY,
+    ACTION_MORE,
+    ACTION_RETRACK,
+    ACTION_STOP,
+    PARAM_BLOCK,
+    PARAM_INPUT,
+    PARAM_VIEW,
+)
+from trackops.core.sandbox import ScriptedEvent
+from trackops.core.service import RegisterRequest
+from trackops.core.wire import PackageStatus as S
+
+NUMBER = "RR123456785CN"
+OTHER = "LX987654321CN"
+HOUR = 3600.0
+
+
+def texts(blocks: list[dict[str, Any]]) -> str:
+    """Every text a person reads in ``blocks`` (headers, sections, fields, buttons, context)."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in {"plain_text", "mrkdwn"} and "text" in node:
+                out.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(blocks)
+    return "\n".join(out)
+
+
+def buttons(blocks: list[dict[str, Any]]) -> dict[str, str]:
+    """action_id -> value of every button."""
+    found = {}
+    for block in blocks:
+        for element in block.get("elements", ()):
+            if element.get("type") == "button":
+                found[element["action_id"]] = element.get("value", "")
+    return found
+
+
+async def register(world: SlackWorld, *numbers: str) -> None:
+    outcome = await world.service.register(
+        [RegisterRequest(n, order=f"10{i:02d}") for i, n in enumerate(numbers)], actor="test"
+    )
+    assert outcome.ok, outcome.rejected
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+async def test_bad_signature_and_stale_timestamp_get_401_and_reach_nothing(
+    world: SlackWorld,
+) -> None:
+    before = world.api_requests()
+    hook = world.slack.hook_url()
+    body = slash_body("subscribe", user=ADMIN, channel=CHANNEL, response_url=hook)
+
+    wrong = await world.post(body, sign(body, secret="not-the-signing-secret"), "bad signature")
+    stale = await world.post(
+        body, sign(body, timestamp=int(time.time()) - 6 * 60), "stale timestamp"
+    )
+    unsigned = await world.post(body, {"Content-Type": "application/x-www-form-urlencoded"}, "")
+    tampered_headers = sign(body)
+    tampered = await world.post(body.replace("subscribe", "unsubscribe"), tampered_headers, "")
+
+    assert [a.status for a in (wrong, stale, unsigned, tampered)] == [401, 401, 401, 401]
+    # Nothing else ran: no Slack call (not even auth.test), no answer, no 17TRACK request,
+    # no audit row and no subscription.
+    assert world.slack.calls == [] and world.slack.hooks == []
+    assert world.api_requests() == before
+    assert await world.audit(ADMIN) == []
+    assert await world.service.alert_subscriptions() == []
+
+    # The same body, correctly signed and fresh, is answered.
+    ok = await world.post(body, sign(body), "/track subscribe")
+    assert ok.status == 200 and "Alert, Undelivered" in ok.json()["text"]
+
+
+# --------------------------------------------------------------------------- commands
+
+
+async def test_help_and_an_unknown_command_answer_the_help(world: SlackWorld) -> None:
+    for text in ("help", "", "frobnicate RR1"):
+        answer, _ = await world.command(text, user=USER)
+        assert answer.status == 200
+        reply = answer.json()
+        assert reply["response_type"] == "ephemeral"
+        shown = texts(reply["blocks"])
+        assert "/track add NUMBER [CARRIER] [PARAM] [TAG]" in shown
+        assert "/track subscribe [STATUS ...]" in shown
+    assert "`frobnicate` is not a /track command" in shown
+    assert [a for a, _, _ in await world.audit(USER)] == ["help", "help", "help"]
+
+
+async def test_add_then_status_with_timeline_and_buttons(world: SlackWorld) -> None:
+    world.sandbox.script(
+        NUMBER,
+        [
+            ScriptedEvent(after=HOUR, status=S.IN_TRANSIT, description="Accepted", location="Shenzhen"),
+            ScriptedEvent(after=3 * HOUR, status=S.IN_TRANSIT, description="Departed <!channel>", location="Köln"),
+        ],
+        origin_country=301,
+        destination_country=1404,
+    )  # fmt: skip
+    answer, _ = await world.command(f"add {NUMBER} - - gift", user=USER)
+    assert answer.status == 200
+    assert f"{NUMBER} registered" in answer.json()["text"]
+    registration = world.sandbox.tracked(NUMBER)
+    assert registration is not None and registration.tag == "gift"
+
+    world.sandbox.advance(4 * HOUR)
+    await world.service.sync(actor="test")
+    answer, _ = await world.command(f"status {NUMBER}", user=USER)
+    reply = answer.json()
+    shown = texts(reply["blocks"])
+    assert reply["blocks"][0]["type"] == "header"
+    assert reply["blocks"][0]["text"]["text"] == f"{NUMBER} · In transit"
+    assert "*Route*\nChina → Netherlands" in shown
+    assert "Accepted" in shown and "Departed &lt;!channel&gt;" in shown
+    assert "<!channel>" not in json.dumps(reply["blocks"])
+    assert buttons(reply["blocks"]) == {
+        ACTION_STOP: NUMBER,
+        ACTION_RETRACK: NUMBER,
+        ACTION_HISTORY: NUMBER,
+    }
+    # By order number too; and an unknown one is a plain sentence.
+    by_order, _ = await world.command("status nothing-like-it", user=USER)
+    assert by_order.status == 200 and "Traceback" not in by_order.text
+    assert by_order.json()["text"]
+    assert ("register", NUMBER, "ok") in await world.audit(USER)
+    assert ("status", NUMBER, "ok") in await world.audit(USER)
+
+
+async def test_list_pages_with_a_more_button(world: SlackWorld) -> None:
+    numbers = [f"RR{100000000 + i:09d}CN" for i in range(12)]
+    await register(world, *numbers)
+    answer, hook = await world.command("list not_found", user=USER)
+    blocks = answer.json()["blocks"]
+    shown = texts(blocks)
+    assert "*Not found shipments* 1-10 of 12" in shown
+    assert sum(n in shown for n in numbers) == 10
+    more = buttons(blocks)[ACTION_MORE]
+
+    pressed, hook = await world.button(ACTION_MORE, more, user=USER)
+    assert pressed.status == 200
+    page = (await world.slack.wait_for_hook(hook)).body
+    assert page["replace_original"] is True
+    shown2 = texts(page["blocks"])
+    assert "11-12 of 12" in shown2
+    assert sum(n in shown2 for n in numbers) == 2
+    assert ACTION_MORE not in buttons(page["blocks"])
+    assert set(numbers) == {n for n in numbers if n in shown or n in shown2}
+
+
+async def test_history_command_and_button(world: SlackWorld) -> None:
+    await register(world, NUMBER)
+    answer, _ = await world.command(f"history {NUMBER}", user=USER)
+    assert f"No notifications for {NUMBER}" in texts(answer.json()["blocks"])
+    pressed, hook = await world.button(ACTION_HISTORY, NUMBER, user=USER)
+    assert pressed.status == 200
+    post = (await world.slack.wait_for_hook(hook)).body
+    assert post["replace_original"] is False
+    assert f"No notifications for {NUMBER}" in texts(post["blocks"])
+    assert [a for a, _, _ in await world.audit(USER)] == ["history", "history"]
+
+
+# --------------------------------------------------------------------------- access control
+
+
+async def test_a_non_admin_is_refused_by_command_and_by_button(world: SlackWorld) -> None:
+    await register(world, NUMBER)
+    before = world.api_requests()
+    for text in (f"stop {NUMBER}", f"delete {NUMBER}", f"carrier {NUMBER} 3011"):
+        answer, hook = await world.command(text, user=USER)
+        assert answer.status == 200
+        reply = answer.json()
+        assert reply["response_type"] == "ephemeral"
+        assert reply["text"].startswith("Sorry, only trackops admins may")
+    pressed, hook = await world.button(ACTION_STOP, NUMBER, user=USER)
+    assert pressed.status == 200
+    refusal = (await world.slack.wait_for_hook(hook)).body
+    assert refusal["response_type"] == "ephemeral" and refusal["replace_original"] is False
+    assert refusal["text"].startswith("Sorry, only trackops admins may stop tracking")
+
+    # Nothing reached 17TRACK and the parcel is still tracked.
+    assert world.api_requests() == before
+    registration = world.sandbox.tracked(NUMBER)
+    assert registration is not None and registration.active
+    assert (await world.service.shipment(NUMBER)).shipment.active
+    assert await world.audit(USER) == [
+        ("stop", NUMBER, "denied"),
+        ("delete", NUMBER, "denied"),
+        ("change-carrier", NUMBER, "denied"),
+        ("stop", NUMBER, "denied"),
+    ]
+
+    # Retrack is for everyone; an admin may stop, by button too.
+    pressed, hook = await world.button(ACTION_STOP, NUMBER, user=ADMIN)
+    assert pressed.status == 200
+    done = (await world.slack.wait_for_hook(hook)).body
+    assert f"{NUMBER} stopped tracking" in texts(done["blocks"])
+    registration = world.sandbox.tracked(NUMBER)
+    assert registration is not None and not registration.active
+    pressed, hook = await world.button(ACTION_RETRACK, NUMBER, user=USER)
+    again = (await world.slack.wait_for_hook(hook)).body
+    assert f"{NUMBER} is tracked again" in texts(again["blocks"])
+    assert ("stop", NUMBER, "ok") in await world.audit(ADMIN)
+    assert ("retrack", NUMBER, "ok") in await world.audit(USER)
+
+
+async def test_an_admin_deletes_and_changes_carrier(world: SlackWorld) -> None:
+    await register(world, NUMBER, OTHER)
+    answer, hook = await world.command(f'carrier {NUMBER} "China Post"')
+    assert answer.status == 200
+    reply = answer.json() or (await world.slack.wait_for_hook(hook)).body
+    assert f"{NUMBER} now has carrier China Post (3011)" in texts(reply["blocks"])
+    registration = world.sandbox.tracked(NUMBER)
+    assert registration is not None and registration.carrier == 3011
+
+    answer, _ = await world.command(f"delete {OTHER}")
+    assert f"{OTHER} deleted" in texts(answer.json()["blocks"])
+    assert world.sandbox.tracked(OTHER) is None
+    audit = await world.audit(ADMIN)
+    assert ("delete", OTHER, "ok") in audit
+
+
+# --------------------------------------------------------------------------- slow work
+
+
+async def test_a_register_waiting_on_the_rate_limit_answers_after_the_ack(
+    world: SlackWorld,
+) -> None:
+    # 17TRACK answers 429 three times: the client backs off for seconds, longer than Slack
+    # waits for an acknowledgement.
+    world.sandbox.fail_next(429, count=3)
+    answer, hook = await world.command(f"add {NUMBER}", user=USER)
+    assert answer.status == 200
+    assert answer.seconds < 3.0
+    assert answer.json()["text"] == f"Registering {NUMBER} with 17TRACK… I will answer here."
+    result = await world.slack.wait_for_hook(hook)
+    assert f"{NUMBER} registered" in texts(result.body["blocks"])
+    assert result.body["response_type"] == "ephemeral"
+    assert world.sandbox.tracked(NUMBER) is not None
+
+
+# --------------------------------------------------------------------------- the modal
+
+
+async def test_a_carrier_needing_a_param_asks_for_it_in_a_modal(world: SlackWorld) -> None:
+    number = "123456789012"
+    answer, _ = await world.command(f"add {number} GLS", user=USER)
+    assert answer.status == 200 and answer.text == ""
+    (opened,) = await world.slack.wait_for_calls("views.open")
+    assert opened.auth == f"Bearer {BOT_TOKEN}"
+    assert opened.args["trigger_id"] == f"1337.42.{USER}"
+    view = opened.args["view"]
+    assert view["callback_id"] == PARAM_VIEW
+    assert "postal code" in texts(view["blocks"]).lower()
+    assert world.sandbox.tracked(number) is None
+
+    async def submit(value: str) -> Any:
+        values = {PARAM_BLOCK: {PARAM_INPUT: {"type": "plain_text_input", "value": value}}}
+        payload = view_payload(PARAM_VIEW, view["private_metadata"], values, user=USER)
+        body = form(payload)
+        return await world.post(body, sign(body), "modal submission")
+
+    empty = await submit("   ")
+    assert empty.json()["response_action"] == "errors"
+    assert PARAM_BLOCK in empty.json()["errors"]
+
+    done = await submit("8010")
+    assert done.status == 200 and done.text == ""
+    (posted,) = await world.slack.wait_for_calls("chat.postEphemeral")
+    assert posted.args["channel"] == CHANNEL and posted.args["user"] == USER
+    assert f"{number} registered" in posted.args["text"]
+    registration = world.sandbox.tracked(number)
+    assert registration is not None and registration.carrier == 100005
+    assert registration.param == "8010"
+
+
+async def test_damaged_modal_metadata_is_refused_in_the_form(world: SlackWorld) -> None:
+    values = {PARAM_BLOCK: {PARAM_INPUT: {"type": "plain_text_input", "value": "8010"}}}
+    for metadata in ("", "not json", json.dumps({"n": NUMBER}), json.dumps([1, 2])):
+        body = form(view_payload(PARAM_VIEW, metadata, values, user=USER))
+        answer = await world.post(body, sign(body), "damaged modal")
+        assert answer.status == 200
+        assert answer.json()["response_action"] == "errors"
+        assert "damaged" in answer.json()["errors"][PARAM_BLOCK]
+    assert world.slack.calls_to("chat.postEphemeral") == []
+
+
+# --------------------------------------------------------------------------- hostile payloads
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('add RR123456785CN "China Post', "a quote is not closed"),
+        ("status RR1\x1b[2J", "control characters"),
+        ("list lost", "unknown package status 'lost'"),
+        ("subscribe lost", "unknown status 'lost'"),
+        ("stop", "missing arguments; usage: /track stop NUMBER"),
+        ("add RR1 <@U0ADMIN>", "not found"),
+    ],
+)
+async def test_malformed_commands_get_a_clear_message(
+    world: SlackWorld, text: str, expected: str
+) -> None:
+    answer, _ = await world.command(text)
+    assert answer.status == 200
+    reply = answer.json()
+    assert expected.lower() in reply["text"].lower(), reply["text"]
+    assert "Traceback" not in answer.text
+
+
+async def test_malformed_payloads_never_get_a_traceback(world: SlackWorld) -> None:
+    def signed(body: str) -> tuple[str, dict[str, str]]:
+        return body, sign(body)
+
+    not_json = await world.post(*signed("payload=%7Bnot-json"), "not json")
+    assert not_json.status == 400 and not_json.text == "not a Slack request: its payload is not JSON"
+
+    no_user = await world.post(
+        *signed(slash_body("help", user="", channel=CHANNEL, response_url="")), "no user"
+    )
+    assert no_user.status == 200
+    assert "names no valid Slack user" in no_user.json()["text"]
+
+    hook = world.slack.hook_url()
+    hostile = button_payload(ACTION_STOP, "<!channel>", user=ADMIN, channel=CHANNEL, response_url=hook)
+    pressed = await world.post(*signed(form(hostile)), "hostile button")
+    assert pressed.status == 200
+    answer = (await world.slack.wait_for_hook(hook)).body
+    assert answer["text"] == "This button does not name a tracking number; nothing was done."
+
+    # A response_url outside Slack's hosts is not followed.
+    elsewhere = button_payload(
+        ACTION_HISTORY, NUMBER, user=ADMIN, channel=CHANNEL,
+        response_url="http://169.254.169.254/latest/meta-data",
+    )  # fmt: skip
+    pressed = await world.post(*signed(form(elsewhere)), "foreign response_url")
+    assert pressed.status == 200
+
+    more = button_payload(ACTION_MORE, "{]", user=USER, channel=CHANNEL, response_url=hook)
+    await world.post(*signed(form(more)), "broken More")
+    assert ("list", "", "failed") in await world.audit(USER)
+    assert all("Traceback" not in h.body.get("text", "") for h in world.slack.hooks)
+
+
+async def test_secrets_stay_out_of_logs_and_reprs(
+    world: SlackWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await world.command("help")
+    await world.command(f"add {NUMBER}", user=USER)
+    await world.command("subscribe", channel=ALERTS)
+    body = slash_body("help", user=ADMIN, channel=CHANNEL, response_url=world.slack.hook_url())
+    await world.post(body, sign(body, secret="wrong"), "bad signature")
+    seen = caplog.text + repr(world.settings) + repr(world.settings.slack)
+    for secret in (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET):
+        assert secret not in seen
