@@ -48,6 +48,7 @@ MAX_TEXT: Final = 1000
 
 _MAX_WORD: Final = 100
 _CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_QUOTES: Final = str.maketrans("“”‘’", "\"\"''")
 
 ADMIN_ACTIONS: Final = frozenset({"stop", "delete", "carrier"})
 """Verbs only ``[slack] admins`` may run (by command or by button)."""
@@ -118,7 +119,7 @@ def parse_command(text: str | None) -> Command:
     if len(text) > MAX_TEXT:
         raise CommandError(f"the command is {len(text)} characters long; at most {MAX_TEXT}")
     # Slack turns typed quotes into curly ones; read them as the plain quotes people meant.
-    text = text.translate(str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"}))
+    text = text.translate(_QUOTES)
     if _CONTROL_RE.search(text.replace("\n", " ").replace("\t", " ")):
         raise CommandError("the command contains control characters; type plain text")
     try:
