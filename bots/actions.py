@@ -14,7 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from trackops.bots.app import Reply, SlackBot, valid_user_id
-from trackops.bots.blocks import ACTION_HISTORY, ACTION_MORE, ACTION_RETRACK, ACTION_STOP
+from trackops.bots.blocks import (
+    ACTION_HISTORY,
+    ACTION_MORE,
+    ACTION_RETRACK,
+    ACTION_STOP,
+    escape,
+)
 from trackops.bots.commands import refusal, run_history, run_list, run_tracking
 from trackops.bots.parse import ADMIN_ACTIONS, AUDIT_ACTIONS
 from trackops.core.wire import PackageStatus
@@ -34,17 +40,9 @@ def register(app: AsyncApp, bot: SlackBot) -> None:
     """Add the button listeners to ``app``."""
 
     for action_id, verb in _VERBS.items():
-
-        async def on_button(
-            ack: Callable[..., Awaitable[Any]],
-            body: dict[str, Any],
-            respond: AsyncRespond,
-            verb: str = verb,
-        ) -> None:
-            await ack()
-            await bot.respond(respond, await shipment_button(bot, verb, body))
-
-        app.action(action_id)(on_button)
+        # bolt fills a listener's arguments by name, so the verb is bound by a closure,
+        # never as an extra (defaulted) argument.
+        app.action(action_id)(_shipment_listener(bot, verb))
 
     @app.action(ACTION_MORE)
     async def on_more(
@@ -52,6 +50,17 @@ def register(app: AsyncApp, bot: SlackBot) -> None:
     ) -> None:
         await ack()
         await bot.respond(respond, await more_button(bot, body))
+
+
+def _shipment_listener(bot: SlackBot, verb: str) -> Callable[..., Awaitable[None]]:
+    async def on_button(
+        ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        await bot.respond(respond, await shipment_button(bot, verb, body))
+
+    on_button.__name__ = f"on_{verb}_button"
+    return on_button
 
 
 def _user_and_value(body: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -85,7 +94,7 @@ async def shipment_button(bot: SlackBot, verb: str, body: dict[str, Any]) -> Rep
         else:
             reply = await run_tracking(bot, user, verb, number)
     except TrackopsError as exc:
-        reply = Reply(str(exc)[:2000])
+        reply = Reply(escape(str(exc), 2000))
     return _not_replacing(reply)
 
 
@@ -108,7 +117,7 @@ async def more_button(bot: SlackBot, body: dict[str, Any]) -> Reply:
     try:
         return await run_list(bot, user, status, after=after, shown_before=shown)
     except TrackopsError as exc:
-        return _not_replacing(Reply(str(exc)[:2000]))
+        return _not_replacing(Reply(escape(str(exc), 2000)))
 
 
 def _not_replacing(reply: Reply) -> Reply:

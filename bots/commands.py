@@ -86,13 +86,19 @@ async def handle_track(
     """One ``/track`` request: parse, check rights, then answer within Slack's 3 seconds."""
     user = valid_user_id(body.get("user_id"))
     if user is None:
-        await ack(text="This request names no valid Slack user; nothing was done.")
+        await ack(
+            text="This request names no valid Slack user; nothing was done.",
+            response_type="ephemeral",
+        )
         return
     try:
         command = parse_command(body.get("text"))
     except CommandError as exc:
         await bot.record(user, "command", "", "failed", str(exc))
-        await ack(text=f"{exc}. Type `/track help` for the commands.", response_type="ephemeral")
+        await ack(
+            text=f"{escape(str(exc), 1000)}. Type `/track help` for the commands.",
+            response_type="ephemeral",
+        )
         return
     channel = valid_channel_id(body.get("channel_id"))
     if command.verb in ADMIN_ACTIONS and not bot.is_admin(user):
@@ -111,7 +117,7 @@ async def handle_track(
         "carrier": "Changing the carrier of",
     }
     if command.verb in pending:
-        work = f"{pending[command.verb]} {plain(command.args[0], 50)}… I will answer here."
+        work = f"{pending[command.verb]} {escape(command.args[0], 50)}… I will answer here."
     else:
         work = "Working on it… I will answer here."
     await bot.answer(ack, respond, run_command(bot, user, channel, command), pending=work)
@@ -156,10 +162,10 @@ async def run_command(bot: SlackBot, user: str, channel: str | None, command: Co
         # The service records its own commands; queries and refusals before it are ours.
         if command.verb in {"status", "list", "history"}:
             await bot.record(user, command.verb, args[0] if args else "", "failed", str(exc))
-        return Reply(plain(str(exc), 2000))
+        return Reply(escape(str(exc), 2000))
     except (CommandError, ValueError) as exc:
         await bot.record(user, command.verb, args[0] if args else "", "failed", str(exc))
-        return Reply(f"{plain(str(exc), 1000)}. Usage: `{usage(command.verb)}`")
+        return Reply(f"{escape(str(exc), 1000)}. Usage: `{usage(command.verb)}`")
 
 
 async def run_status(bot: SlackBot, user: str, text: str) -> Reply:
@@ -202,7 +208,7 @@ async def run_history(bot: SlackBot, user: str, text: str) -> Reply:
     page = await bot.service.history(HistoryQuery(search=text), limit=HISTORY_ROWS)
     await bot.record(user, "history", text, "ok")
     blocks = history_blocks(page.items, search=text, more=page.next_cursor is not None)
-    return Reply(f"{len(page.items)} notifications for {plain(text, 100)}", blocks=blocks)
+    return Reply(f"{len(page.items)} notifications for {escape(text, 100)}", blocks=blocks)
 
 
 async def run_tracking(bot: SlackBot, user: str, verb: str, number: str) -> Reply:
@@ -215,9 +221,11 @@ async def run_tracking(bot: SlackBot, user: str, verb: str, number: str) -> Repl
     elif verb == "retrack":
         outcome = await service.retrack([number], actor=actor)
         done = "is tracked again"
-    else:
+    elif verb == "delete":
         outcome = await service.delete([number], actor=actor)
         done = "deleted"
+    else:  # a programming error must never fall through to a destructive command
+        raise ValueError(f"not a tracking command: {verb!r}")
     return outcome_reply(outcome, done)
 
 
@@ -249,7 +257,7 @@ async def run_register(
     try:
         outcome = await bot.service.register([request], actor=bot.actor(user))
     except TrackopsError as exc:
-        return Reply(plain(str(exc), 2000))
+        return Reply(escape(str(exc), 2000))
     return outcome_reply(outcome, "registered")
 
 
@@ -324,6 +332,7 @@ async def _add(
 
     args = [*command.args, None, None, None]
     number = plain(args[0] or "", 50)
+    shown = escape(number, 60)
     carrier_text, param, tag = _optional(args[1]), _optional(args[2]), _optional(args[3])
     carrier: int | None = None
     try:
@@ -332,7 +341,7 @@ async def _add(
         hint = bot.service.param_hint(carrier) if carrier is not None else None
     except TrackopsError as exc:
         await bot.record(user, "register", number, "failed", str(exc))
-        await ack(text=plain(str(exc), 2000), response_type="ephemeral")
+        await ack(text=escape(str(exc), 2000), response_type="ephemeral")
         return
     if carrier is not None and hint is not None and hint.required and param is None:
         if isinstance(trigger_id, str) and trigger_id and channel is not None:
@@ -347,13 +356,13 @@ async def _add(
                 await bot.respond(
                     respond,
                     Reply(
-                        f"{number} needs a {hint.kind} for this carrier ({hint.hint}); give it"
+                        f"{shown} needs a {hint.kind} for this carrier ({hint.hint}); give it"
                         f" as `{usage('add')}`."
                     ),
                 )
             return
         await ack(
-            text=f"{number} needs a {hint.kind} for this carrier: {hint.hint}."
+            text=f"{shown} needs a {hint.kind} for this carrier: {hint.hint}."
             f" Usage: `{usage('add')}`",
             response_type="ephemeral",
         )
@@ -362,7 +371,7 @@ async def _add(
         ack,
         respond,
         run_register(bot, user, number, carrier, param, tag),
-        pending=f"Registering {number} with 17TRACK… I will answer here.",
+        pending=f"Registering {shown} with 17TRACK… I will answer here.",
     )
 
 

@@ -9,6 +9,7 @@ to be within Slack's 3 seconds when the test ends (and the figures are printed).
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,9 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from factories import KEY, settings_for
-from plugin_helpers import free_port
 from slack_standin import (
-    APP_TOKEN,
     BOT_TOKEN,
     SIGNING_SECRET,
     SlackStandIn,
@@ -140,15 +139,25 @@ async def slack_standin(serve: Serve) -> SlackStandIn:
 
 
 @pytest.fixture
-def world_factory(
-    tmp_path: Path, slack_standin: SlackStandIn
-) -> Callable[..., Any]:
+def world_factory(tmp_path: Path, slack_standin: SlackStandIn) -> Callable[..., Any]:
     """``async with world_factory(**slack_overrides) as world``: a running bot over the sandbox."""
     import contextlib
 
     @contextlib.asynccontextmanager
     async def make(**slack_overrides: Any) -> AsyncIterator[SlackWorld]:
-        port = free_port()
+        with contextlib.ExitStack() as stack:
+            async for world in _world(stack, **slack_overrides):
+                yield world
+
+    async def _world(
+        stack: contextlib.ExitStack, **slack_overrides: Any
+    ) -> AsyncIterator[SlackWorld]:
+        sock = socket.socket()
+        stack.callback(sock.close)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        sock.setblocking(False)
+        port = sock.getsockname()[1]
         config = SandboxConfig(
             key=KEY,
             webhook_url=f"http://127.0.0.1:{port}/webhooks/17track",
@@ -162,16 +171,19 @@ def world_factory(
             base = dataclasses.replace(
                 base,
                 api=ApiSettings(
-                    key=Secret(KEY), base_url=sandbox.base_url, rate_limit=1000.0,
-                    timeout=5.0, max_retries=4,
-                ),  # fmt: skip
+                    key=Secret(KEY),
+                    base_url=sandbox.base_url,
+                    rate_limit=1000.0,
+                    timeout=5.0,
+                    max_retries=4,
+                ),
                 webhook=dataclasses.replace(base.webhook, host="127.0.0.1", port=port),
             )
             settings = slack_settings(base, slack_standin, **slack_overrides)
             memory = RecordingChannel("memory")
             async with (
                 open_service(settings, clock=sandbox.state.now, channels=[memory]) as service,
-                running(settings, service) as run,
+                running(service, sock=sock) as run,
                 aiohttp.ClientSession() as session,
             ):
                 world = SlackWorld(
@@ -179,7 +191,7 @@ def world_factory(
                     service=service,
                     sandbox=sandbox.state,
                     slack=slack_standin,
-                    url=run.url.rstrip("/"),
+                    url=(run.url or "").rstrip("/"),
                     session=session,
                     memory=memory,
                 )

@@ -48,12 +48,20 @@ async def rows_settled(world: SlackWorld, channel: str, count: int) -> list[Hist
         raise AssertionError(f"expected {count} settled {channel} rows, got {seen}") from None
 
 
+async def status_is(world: SlackWorld, number: str, status: S) -> None:
+    """Until ``number`` has ``status`` in the store (the push was applied; bounded)."""
+    async with asyncio.timeout(WAIT):
+        async for change in world.service.changes():
+            if change.number == number and change.status == status:
+                return
+
+
 def script(world: SlackWorld, number: str, status: S, text: str, hours: float) -> None:
     world.sandbox.script(
         number,
         [
-            ScriptedEvent(after=HOUR, status=S.IN_TRANSIT, description="Accepted", location="Shenzhen"),
-            ScriptedEvent(after=hours * HOUR, status=status, description=text, location="Köln"),
+            ScriptedEvent(HOUR, S.IN_TRANSIT, description="Accepted", location="Shenzhen"),
+            ScriptedEvent(hours * HOUR, status, description=text, location="Köln"),
         ],
         origin_country=301,
         destination_country=1404,
@@ -83,7 +91,9 @@ async def test_a_subscribed_channel_receives_the_alert_when_a_parcel_turns_alert
         (429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "0"})
     ]
 
-    world.sandbox.advance(6 * HOUR)  # BO: In transit, then Alert; pushed to the listener
+    world.sandbox.advance(2 * HOUR)  # both In transit (pushed to the listener)
+    await status_is(world, BO, S.IN_TRANSIT)
+    world.sandbox.advance(4 * HOUR)  # BO: Alert
     (row,) = await rows_settled(world, "slack_bot", 1)
     assert (row.number, row.recipient, row.to_status) == (BO, ALERTS, S.ALERT)
     assert row.send_status == "sent" and row.audience == "seller"
@@ -107,7 +117,9 @@ async def test_a_subscribed_channel_receives_the_alert_when_a_parcel_turns_alert
     # ALERTS subscribed to Alert only: nothing about CY was posted there.
     assert [c.args["channel"] for c in world.slack.calls_to("chat.postMessage")][-1] == GONE
     assert all(
-        CY not in str(c.args) for c in world.slack.calls_to("chat.postMessage") if c.args["channel"] == ALERTS
+        CY not in str(c.args)
+        for c in world.slack.calls_to("chat.postMessage")
+        if c.args["channel"] == ALERTS
     )
 
     answer, _ = await world.command("unsubscribe", channel=ALERTS)

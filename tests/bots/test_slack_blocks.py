@@ -139,9 +139,7 @@ def test_escape_and_plain_clip() -> None:
 
 def test_list_with_more_button_carries_the_cursor() -> None:
     rows = [row(f"RR{i:09d}CN") for i in range(3)]
-    blocks = dicts(
-        list_blocks(rows, total=13, status=S.ALERT, next_cursor="abc", shown_before=10)
-    )
+    blocks = dicts(list_blocks(rows, total=13, status=S.ALERT, next_cursor="abc", shown_before=10))
     assert blocks[0]["text"]["text"] == "*Alert shipments* 11-13 of 13"
     assert blocks[1]["text"]["text"].splitlines()[0] == (
         "*RR000000000CN* · In transit · China Post · order 1001 · Departed"
@@ -149,9 +147,10 @@ def test_list_with_more_button_carries_the_cursor() -> None:
     (button,) = blocks[2]["elements"]
     assert button["action_id"] == ACTION_MORE
     assert json.loads(button["value"]) == {"after": "abc", "status": 50, "n": 13}
-    assert dicts(list_blocks([], total=0, status=None, next_cursor=None))[0]["text"][
-        "text"
-    ] == "No shipments yet."
+    assert (
+        dicts(list_blocks([], total=0, status=None, next_cursor=None))[0]["text"]["text"]
+        == "No shipments yet."
+    )
 
 
 def test_history_rows() -> None:
