@@ -163,7 +163,9 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
 
     p = sub.add_parser("history", help="notification history")
     p.add_argument("--search", help="tracking number, recipient or order number")
-    p.add_argument("--send-status", choices=["sent", "failed", "suppressed", "pending"])
+    p.add_argument(
+        "--send-status", choices=["sent", "failed", "suppressed", "superseded", "pending"]
+    )
     p.add_argument("--condition", help="default, custom, or a condition name")
     p.add_argument("--limit", type=_positive_int)
     _json_flag(p)

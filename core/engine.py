@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from trackops.core import queries
+from trackops.core import outbox, queries
 from trackops.core.carriers import carrier_name
 from trackops.core.channels import Attachment, Channel, ChannelError, Message
 from trackops.core.config import ConfigError, Settings
@@ -1094,6 +1094,7 @@ class Engine:
             )
             if not rows:
                 return 0
+            rows = await self._drop_superseded(rows)
             numbers = list({r.number for r in rows if r.number})
             shipments = await self.store.get_shipments(numbers) if numbers else {}
             attachments: tuple[Attachment, ...] = ()
@@ -1116,6 +1117,30 @@ class Engine:
 
             await asyncio.gather(*(one(r) for r in rows))
             return len(rows)
+
+    async def _drop_superseded(self, rows: list[NotificationRecord]) -> list[NotificationRecord]:
+        """Record as superseded the claimed rows that are no longer news (``core.outbox``);
+        the rows still to send."""
+        numbers = [r.number for r in rows if r.number and outbox.news_key(r) is not None]
+        periods = [r.period for r in rows if r.period and outbox.report_key(r) is not None]
+        sent_news = await self.store.sent_news(numbers) if numbers else {}
+        sent_reports = await self.store.sent_reports(periods) if periods else {}
+        superseded = outbox.supersessions(rows, sent_news, sent_reports)
+        for row in rows:
+            reason = superseded.get(row.id)
+            if reason is None:
+                continue
+            await self.store.mark_notification(
+                row.id,
+                send_status=outbox.SUPERSEDED,
+                reason=reason,
+                attempts=row.attempts,
+                sent_at=None,
+                next_attempt_at=None,
+            )
+            log.info("notification %s to %s via %s: %s", row.id, row.recipient, row.channel, reason)
+            self._publish(Change("notification", row.number, None, row.id, outbox.SUPERSEDED))
+        return [r for r in rows if r.id not in superseded]
 
     async def _send(
         self,
@@ -1295,6 +1320,7 @@ class Engine:
                         created_at=now,
                         subject=report.subject,
                         body=report.body,
+                        period=outbox.report_period(kind, now, self.settings.notifications.zone),
                     )
                 )
                 rows.append(row)

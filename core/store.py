@@ -53,6 +53,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from trackops.core.errors import TrackopsError
+from trackops.core.outbox import NEWS_AUDIENCES, NewsKey, ReportKey
 from trackops.core.rules import NotificationIntent
 from trackops.core.status import EventKey, StoredState, Transition, event_count
 from trackops.core.wire import PackageStatus, TrackInfo, decode_track_info, encode
@@ -79,7 +80,7 @@ __all__ = [
     "normalize_url",
 ]
 
-SEND_STATUSES: Final = ("pending", "sent", "failed", "suppressed")
+SEND_STATUSES: Final = ("pending", "sent", "failed", "suppressed", "superseded")
 AUDIENCES: Final = ("customer", "seller", "report")
 CONDITION_KINDS: Final = ("default", "custom")
 DAILY_LIMIT_REASON: Final = "daily limit"
@@ -332,6 +333,8 @@ notifications = sa.Table(
     sa.Column("change_seq", sa.BigInteger, nullable=False, default=0),
     # v6: which process holds the claim ("host:pid"), so a restart releases a dead one's rows
     sa.Column("claimed_by", sa.String),
+    # v8: the period a report belongs to ("2026-W49", "2026-12"), so it is sent once per period
+    sa.Column("period", sa.String),
 )
 
 workers = sa.Table(
@@ -594,6 +597,60 @@ def _unknown_since_v7(conn: Connection) -> None:
     conn.exec_driver_sql(f"ALTER TABLE shipments ADD COLUMN unknown_since {timestamp}")
 
 
+_SEND_STATUS_CHECK_RE: Final = re.compile(
+    r"(ck_notifications_send_status\s+CHECK\s*\(\s*send_status\s+IN\s*\()[^)]*(\))"
+)
+
+
+def _superseded_v8(conn: Connection) -> None:
+    """Version 8: notifications keep a report's period, and may be ``superseded``.
+
+    The CHECK constraint on ``send_status`` gains ``superseded``. PostgreSQL replaces the
+    constraint; SQLite cannot alter one, so the table is rebuilt from its own stored
+    definition (columns added since v1 included) with only the constraint's list changed:
+    the old table is renamed away first, so that its self-reference (``resend_of``) never
+    fires ``ON DELETE SET NULL`` on the copied rows, then its indexes are made again.
+    """
+    statuses = ", ".join(
+        f"'{v}'" for v in ("pending", "sent", "failed", "suppressed", "superseded")
+    )
+    conn.exec_driver_sql("ALTER TABLE notifications ADD COLUMN period VARCHAR")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "ALTER TABLE notifications DROP CONSTRAINT IF EXISTS ck_notifications_send_status"
+        )
+        conn.exec_driver_sql(
+            "ALTER TABLE notifications ADD CONSTRAINT ck_notifications_send_status "
+            f"CHECK (send_status IN ({statuses}))"
+        )
+        return
+    (table_sql,) = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'notifications'"
+    ).one()
+    new_sql, replaced = _SEND_STATUS_CHECK_RE.subn(rf"\g<1>{statuses}\g<2>", table_sql)
+    if replaced != 1:
+        raise StoreError("notifications: the send_status check constraint was not found")
+    index_sql = [
+        sql
+        for (sql,) in conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'notifications' "
+            "AND sql IS NOT NULL"
+        )
+    ]
+    columns = ", ".join(
+        f'"{name}"'
+        for (_, name, *_rest) in conn.exec_driver_sql("PRAGMA table_info(notifications)")
+    )
+    conn.exec_driver_sql("ALTER TABLE notifications RENAME TO notifications_v7")
+    conn.exec_driver_sql(new_sql)
+    conn.exec_driver_sql(
+        f"INSERT INTO notifications ({columns}) SELECT {columns} FROM notifications_v7"
+    )
+    conn.exec_driver_sql("DROP TABLE notifications_v7")
+    for sql in index_sql:
+        conn.exec_driver_sql(sql)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     (1, "shipments, inbox, notifications", _create_v1),
     (2, "notifications.subject and notifications.body", _add_message_text_v2),
@@ -610,6 +667,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         _add_inbox_retries_and_claims_v6,
     ),
     (7, "shipments.unknown_since", _unknown_since_v7),
+    (8, "notifications.period; send status superseded", _superseded_v8),
 )
 """Every schema step, in order. Append only: a released step never changes."""
 
@@ -741,6 +799,7 @@ class NotificationRecord:
     event_time: str | None = None
     event_location: str | None = None
     event_description: str | None = None
+    period: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The contract's history row JSON object."""
@@ -871,6 +930,7 @@ class NewNotification:
     event_time: str | None = None
     event_location: str | None = None
     event_description: str | None = None
+    period: str | None = None
 
 
 _UPDATABLE: Final = frozenset(c.name for c in shipments.columns) - {"number"}
@@ -913,6 +973,7 @@ def _notification(values: Mapping[Any, Any]) -> NotificationRecord:
         event_time=values.get("event_time"),
         event_location=values.get("event_location"),
         event_description=values.get("event_description"),
+        period=values.get("period"),
     )
 
 
@@ -1755,6 +1816,7 @@ class Store:
             "event_time": row.event_time,
             "event_location": row.event_location,
             "event_description": row.event_description,
+            "period": row.period,
         }
         async with self._write() as conn:
             values["change_seq"] = await self._bump(conn)
@@ -1885,6 +1947,44 @@ class Store:
             )
             await conn.execute(workers.delete().where(workers.c.id.in_(list(holders))))
             return int(result.rowcount or 0)
+
+    async def sent_news(self, numbers: Sequence[str]) -> dict[NewsKey, tuple[int, Any]]:
+        """For the status notifications of ``numbers`` that were sent (resends aside): per
+        (number, audience, recipient), the newest row's id and the status it told of."""
+        c = notifications.c
+        found: dict[NewsKey, tuple[int, Any]] = {}
+        unique = sorted(set(numbers))
+        async with self._read() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                result = await conn.execute(
+                    sa.select(c.id, c.number, c.audience, c.recipient, c.to_status).where(
+                        c.number.in_(unique[start : start + _CHUNK]),
+                        c.send_status == "sent",
+                        c.audience.in_(NEWS_AUDIENCES),
+                        c.resend_of.is_(None),
+                    )
+                )
+                for id_, number, audience, recipient, to_status in result:
+                    key = (number, audience, recipient)
+                    if key not in found or id_ > found[key][0]:
+                        found[key] = (id_, _status(to_status))
+        return found
+
+    async def sent_reports(self, periods: Sequence[str]) -> dict[ReportKey, int]:
+        """Report rows of ``periods`` that were sent: per (condition, period, recipient,
+        channel), one of their ids."""
+        c = notifications.c
+        if not periods:
+            return {}
+        async with self._read() as conn:
+            result = await conn.execute(
+                sa.select(c.id, c.condition, c.period, c.recipient, c.channel).where(
+                    c.audience == "report",
+                    c.send_status == "sent",
+                    c.period.in_(sorted(set(periods))),
+                )
+            )
+            return {(cond, period, rcpt, chan): id_ for id_, cond, period, rcpt, chan in result}
 
     async def mark_notification(
         self,

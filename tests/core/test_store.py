@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import pytest
@@ -349,6 +350,57 @@ async def test_a_version_1_database_is_upgraded(
         assert (await store.get_notification(made.id)).subject == "Week 18"  # type: ignore[union-attr]
     finally:
         await store.close()
+
+
+async def test_the_superseded_step_keeps_every_notification_and_its_links(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 8 rebuilds the SQLite table to widen its CHECK: rows, ids, the resend link and
+    the indexes survive; ``superseded`` is accepted and a made-up status is still refused."""
+    before = next(v for v, _, step in store_mod.MIGRATIONS if step is store_mod._superseded_v8) - 1
+    with monkeypatch.context() as patch:
+        patch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:before])
+        patch.setattr(store_mod, "SCHEMA_VERSION", before)
+        old = await target.open()
+        await old.close()
+    insert = (
+        "INSERT INTO notifications (id, created_at, number, audience, channel, recipient,"
+        " condition, condition_kind, send_status, attempts, resend_of) VALUES (:id, :at, 'RR1',"
+        " 'customer', 'email', 'a@b.c', 'customer', 'default', :status, 1, :of)"
+    )
+    await raw(target, insert, id=7, at=NOW, status="failed", of=None)
+    await raw(target, insert, id=9, at=NOW, status="pending", of=7)
+    first, again = SimpleNamespace(id=7), SimpleNamespace(id=9)
+    store = await target.open()
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        rows = {r.id: r for r in await store.history()}
+        assert set(rows) == {first.id, again.id}
+        assert rows[again.id].resend_of == first.id and rows[first.id].send_status == "failed"
+        await store.mark_notification(
+            again.id, send_status="superseded", reason="superseded: test", attempts=0,
+            sent_at=None, next_attempt_at=None,
+        )  # fmt: skip
+        assert [r.id for r in await store.history(send_status="superseded")] == [again.id]
+        made = await store.add_notification(
+            NewNotification(audience="report", channel="email", recipient="t@x.io",
+                            condition="weekly-report", period="2026-W49")
+        )  # fmt: skip
+        assert (await store.get_notification(made.id)).period == "2026-W49"  # type: ignore[union-attr]
+    finally:
+        await store.close()
+    with pytest.raises(Exception, match=r"(?i)check"):
+        await raw(
+            target, "UPDATE notifications SET send_status = 'lost' WHERE id = :id", id=first.id
+        )
+    names = await raw(
+        target,
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'notifications'"
+        " AND schemaname = current_schema()"
+        if target.url.startswith("postgres")
+        else "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'notifications'",
+    )
+    assert {"ix_notifications_due", "ix_notifications_number"} <= {n for (n,) in names}
 
 
 async def test_a_newer_schema_is_refused(target: Target) -> None:
