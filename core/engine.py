@@ -1110,12 +1110,14 @@ class Engine:
                 )
             semaphore = asyncio.Semaphore(_SEND_CONCURRENCY)
 
-            async def one(row: NotificationRecord) -> None:
+            async def chain(rows: list[NotificationRecord]) -> None:
+                # One shipment's news to one person goes out oldest first (core.outbox).
                 async with semaphore:
-                    extra = attachments if row.audience == "report" else ()
-                    await self._send(row, shipments.get(row.number or ""), extra)
+                    for row in rows:
+                        extra = attachments if row.audience == "report" else ()
+                        await self._send(row, shipments.get(row.number or ""), extra)
 
-            await asyncio.gather(*(one(r) for r in rows))
+            await asyncio.gather(*(chain(c) for c in outbox.in_order(rows)))
             return len(rows)
 
     async def _drop_superseded(self, rows: list[NotificationRecord]) -> list[NotificationRecord]:

@@ -12,9 +12,10 @@ due in any order. Two rules keep what people receive in order and single:
 * **News is never older than what was already told.** A status notification (audience
   ``customer`` or ``seller``) is about one shipment's change; rows are created in the order the
   state machine applied the changes, so a higher id is newer news. A row is superseded when a
-  newer row for the same shipment, audience and recipient was already sent, or is being sent
-  in this same dispatch (then only the newest goes out). Resends (``resend_of``) are a person's
-  explicit request: they neither supersede nor are superseded.
+  newer row for the same shipment, audience and recipient was already sent. Rows of one such
+  key that come due together are all news: the dispatcher sends them one after the other,
+  oldest first (``in_order``), so nobody hears them out of order. Resends (``resend_of``) are
+  a person's explicit request: they neither supersede nor are superseded.
 * **A report goes out once per kind and period.** Report rows carry their period (the calendar
   week or month they were queued in, in the configured zone; the day for an export). A row is
   superseded when the same report (kind, period, recipient, channel) was already sent, or when
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from trackops.core.wire import PackageStatus
 
@@ -36,6 +37,7 @@ __all__ = [
     "ReportKey",
     "SentNews",
     "SentReports",
+    "in_order",
     "news_key",
     "report_key",
     "report_period",
@@ -120,12 +122,8 @@ def supersessions(
     claimed: Sequence[Row], sent_news: SentNews, sent_reports: SentReports
 ) -> dict[int, str]:
     """The claimed rows that must not be sent, by id, with the reason recorded for each."""
-    newest_news: dict[NewsKey, Row] = {}
     newest_report: dict[ReportKey, Row] = {}
     for row in claimed:
-        news = news_key(row)
-        if news is not None and (news not in newest_news or row.id > newest_news[news].id):
-            newest_news[news] = row
         report = report_key(row)
         if report is not None and (
             report not in newest_report or row.id > newest_report[report].id
@@ -140,13 +138,6 @@ def supersessions(
                 out[row.id] = (
                     f"superseded: newer notification #{sent[0]}{_told(sent[1])} was already sent"
                 )
-                continue
-            newest = newest_news[news]
-            if newest.id > row.id:
-                out[row.id] = (
-                    f"superseded: newer notification #{newest.id}{_told(newest.to_status)} "
-                    "is sent instead"
-                )
             continue
         report = report_key(row)
         if report is not None:
@@ -159,3 +150,16 @@ def supersessions(
             if newest.id > row.id:
                 out[row.id] = f"superseded: {condition} for {period} is sent as #{newest.id}"
     return out
+
+
+R = TypeVar("R", bound=Row)
+
+
+def in_order(rows: Sequence[R]) -> list[list[R]]:
+    """``rows`` as chains to send: the news rows of one key in one chain, oldest first (each
+    sent after the one before it), every other row a chain of its own."""
+    chains: dict[object, list[R]] = {}
+    for row in sorted(rows, key=lambda r: r.id):
+        key = news_key(row)
+        chains.setdefault(key if key is not None else ("row", row.id), []).append(row)
+    return list(chains.values())

@@ -7,7 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from trackops.core.outbox import report_period, supersessions
+from trackops.core.outbox import in_order, report_period, supersessions
 from trackops.core.wire import PackageStatus as S
 
 
@@ -45,12 +45,8 @@ CASES = [
         id="newer-than-the-sent-one-goes-out",
     ),
     pytest.param(
-        [Row(1), Row(3, to_status=S.DELIVERED), Row(2)], {}, {},
-        {
-            1: "superseded: newer notification #3 (Delivered) is sent instead",
-            2: "superseded: newer notification #3 (Delivered) is sent instead",
-        },
-        id="only-the-newest-of-a-batch",
+        [Row(1), Row(3, to_status=S.DELIVERED), Row(2)], {}, {}, {},
+        id="news-due-together-all-goes-out",
     ),
     pytest.param(
         [Row(1), Row(2, recipient="other@example.com"), Row(3, number="RR2"),
@@ -100,3 +96,9 @@ def test_supersessions(
 )
 def test_report_period(kind: str, now: datetime, zone: str, period: str) -> None:
     assert report_period(kind, now, ZoneInfo(zone)) == period
+
+
+def test_news_due_together_is_sent_oldest_first_one_chain_per_person() -> None:
+    rows = [Row(3), Row(1), report(2), Row(4, recipient="b@x.io"), Row(5), report(6)]
+    chains = [[r.id for r in chain] for chain in in_order(rows)]
+    assert sorted(chains) == [[1, 3, 5], [2], [4], [6]]
