@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test lint fix bench clean
+.PHONY: demo run test lint fix bench mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,7 @@ demo run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	TZ=Asia/Tokyo $(BIN)/python -m pytest -q -p no:cacheprovider $$(cat tests/non_utc.txt)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
@@ -36,6 +37,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/register_bulk.py
 	$(BIN)/python benchmarks/engine_apply.py
 	$(BIN)/python benchmarks/webhook_ingest.py
+
+mutation:
+	benchmarks/mutation.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info

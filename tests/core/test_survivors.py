@@ -320,22 +320,21 @@ def test_unreadable_push_data_names_the_event_and_the_field() -> None:
     assert "number" in message
 
 
-class _OnlyHere(msgspec.Struct):
-    """An accepted-item type no other test decodes, so its decoder is built here."""
-
-    number: str
-
-
 def test_an_answer_decoder_is_built_for_each_item_type_and_kept() -> None:
-    # Mutants: the decoder cache read or filled wrongly (tests that ran before had warmed it).
+    # Mutants: the decoder cache read or filled wrongly. The item type is made here, so no
+    # earlier decode (another test, or mutmut's warm-up run of the suite) has cached it.
+    class Accepted(msgspec.Struct):
+        number: str
+
     body = b'{"code":0,"data":{"accepted":[{"number":"RR123456789CN"}],"rejected":[]}}'
-    envelope = wire.decode_envelope(body, _OnlyHere)
+    assert Accepted not in wire._decoders
+    envelope = wire.decode_envelope(body, Accepted)
     assert envelope.data is not None
-    assert envelope.data.accepted == [_OnlyHere(number="RR123456789CN")]
-    decoder = wire._decoders[_OnlyHere]
-    again = wire.decode_envelope(body, _OnlyHere)
+    assert envelope.data.accepted == [Accepted(number="RR123456789CN")]
+    decoder = wire._decoders[Accepted]
+    again = wire.decode_envelope(body, Accepted)
     assert again == envelope
-    assert wire._decoders[_OnlyHere] is decoder
+    assert wire._decoders[Accepted] is decoder
     other = wire.decode_envelope(sample("register_response.json"), RegisterResult)
     assert other.data is not None and other.data.accepted[0].carrier == 3011
 
