@@ -3,7 +3,8 @@
 Every failure a user can cause (bad config, bad arguments, an API error, the network) ends as
 one line on stderr, ``trackops: error: ...``, and a non-zero exit; never a traceback. Exit
 codes: 0 done, 1 the work failed or was partly refused, 2 bad usage or configuration,
-70 an internal error (a bug: the message says so).
+70 an internal error (a bug: the message says so), 130 stopped by Ctrl-C (a sync then says
+what it did).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -39,6 +40,7 @@ T = TypeVar("T")
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 
 
 class UsageError(Exception):
@@ -76,6 +78,21 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("trackops")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
+def _port_arg(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, not {text!r}")
+    return int(text)
+
+
 def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argparse.ArgumentParser:
     """The argument parser for every sub-command (``plugins``: the commands plugins add)."""
     parser = _Parser(prog="trackops", description="Watch parcels through the 17TRACK API.")
@@ -85,6 +102,9 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
         help="config file (default: $TRACKOPS_CONFIG, else ./trackops.toml)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument(
+        "--version", action="version", version=f"trackops {_version()}", help="show the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -113,7 +133,11 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
         "--seconds", type=float, default=0, help="stop after this long (0 = until Ctrl-C)"
     )
 
-    sub.add_parser("serve", help="the webhook listener, dispatcher (and Slack bot) until stopped")
+    p = sub.add_parser(
+        "serve", help="the webhook listener, dispatcher (and Slack bot) until stopped"
+    )
+    p.add_argument("--host", help="address to listen on (default: [webhook] host)")
+    p.add_argument("--port", type=_port_arg, help="port to listen on (default: [webhook] port)")
 
     p = sub.add_parser("register", help="register tracking numbers")
     p.add_argument("numbers", nargs="*", metavar="NUMBER")
@@ -145,6 +169,10 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("numbers", nargs="+", metavar="NUMBER")
+        if name == "delete":
+            p.add_argument(
+                "-y", "--yes", action="store_true", help="do not ask for confirmation on a terminal"
+            )
         _json_flag(p)
 
     p = sub.add_parser("change-carrier", help="change a number's carrier")
@@ -179,6 +207,12 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
 
     p = sub.add_parser("report", help="send the weekly or monthly report, or the full export")
     p.add_argument("kind", choices=["weekly", "monthly", "export"])
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write it to FILE (- for stdout) instead of sending it; the export is CSV",
+    )
     _json_flag(p)
 
     p = sub.add_parser("plugins", help="installed plugins and their hooks")
@@ -272,8 +306,13 @@ def _report_outcome(
         for rej in outcome.rejected:
             line = (lines or {}).get(rej.number or "")
             where = f"line {line}: " if line else ""
-            _err(f"{where}{rej.number}: {rej.error.message} (code {rej.error.code})")
+            _err(f"{where}{rej.number}: {_with_code(rej.error.message, rej.error.code)}")
     return EXIT_OK if not outcome.rejected else EXIT_FAILED
+
+
+def _with_code(message: str, code: int) -> str:
+    """``message (code N)``, unless the message already names the code."""
+    return message if str(code) in message else f"{message} (code {code})"
 
 
 def _rejected_json(rej: Rejected) -> dict[str, Any]:
@@ -528,8 +567,9 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         table = []
         for r in rows:
             latest = f"{r.latest_event_time or ''} {r.latest_event_description or ''}".strip()
+            tracking = "unknown to 17TRACK" if r.unknown_since is not None else r.tracking
             table.append(
-                (r.number, r.status.display, r.carrier_name, r.order or "", latest, r.tracking)
+                (r.number, r.status.display, r.carrier_name, r.order or "", latest, tracking)
             )
         _print_table(
             [("number", True), ("status", True), ("carrier", False), ("order", False),
@@ -542,13 +582,35 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_service(settings, run, read_only=True)
 
 
+def _confirmed(numbers: Sequence[str]) -> bool:
+    """Ask on the terminal before deleting; True without a terminal (scripts) or on "y"."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return True
+    shown = ", ".join(numbers[:5]) + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
+    plural = "shipment" if len(numbers) == 1 else "shipments"
+    sys.stderr.write(
+        f"Delete {len(numbers)} {plural} ({safe_text(shown)}) at 17TRACK and here?"
+        " Their notification history is kept. [y/N] "
+    )
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
 def _numbers_cmd(
     method: str, verb: str
 ) -> Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]:
     async def command(args: argparse.Namespace, settings: Settings) -> int:
+        numbers = [n.strip() for n in args.numbers]
+        if method == "delete" and not getattr(args, "yes", False) and not _confirmed(numbers):
+            raise CommandFailed("nothing deleted")
+
         async def run(service: Service) -> int:
             call = {"stop": service.stop, "retrack": service.retrack, "delete": service.delete}
-            outcome = await call[method]([n.strip() for n in args.numbers], actor=cli_actor())
+            outcome = await call[method](numbers, actor=cli_actor())
             return _report_outcome(outcome, verb, args.json)
 
         return await _with_service(settings, run)
@@ -576,7 +638,9 @@ async def cmd_tag(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     async def run(service: Service) -> int:
-        outcome = await service.sync(actor=cli_actor())
+        stop = asyncio.Event()
+        with _first_ctrl_c_stops(stop), _sync_progress() as progress:
+            outcome = await service.sync(actor=cli_actor(), progress=progress, stop=stop)
         # Count what the channels accepted: a failed send is a history row, not an error here
         # (its warning is hidden without -v), so the summary says how many went out.
         async with service.engine.subscribe() as changes:
@@ -590,27 +654,119 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             _print_json(
                 {
                     "asked": outcome.asked,
+                    "total": outcome.total,
+                    "interrupted": outcome.interrupted,
                     "applied": outcome.applied,
                     "notifications": outcome.notifications,
                     "dispatched": attempted,
                     "sent": sent,
                     "no_info_yet": outcome.no_info_yet,
+                    "unknown": outcome.unknown,
                     "rejected": [_rejected_json(r) for r in outcome.rejected],
                 }
             )
         else:
-            unsent = attempted - sent
-            print(
-                f"synced {outcome.asked} shipments: {outcome.applied} updated, "
-                f"{len(outcome.no_info_yet)} with no tracking info yet, "
-                f"{outcome.notifications} notifications, {sent} sent"
-                + (f", {unsent} not sent (see `trackops history`)" if unsent else "")
-            )
+            print(_sync_summary(outcome, attempted, sent))
             for rej in outcome.rejected:
-                _err(f"{rej.number}: {rej.error.message} (code {rej.error.code})")
+                _err(f"{rej.number}: {_with_code(rej.error.message, rej.error.code)}")
+            _warn_unknown(outcome.unknown)
+        if outcome.interrupted:
+            return EXIT_INTERRUPTED
         return EXIT_OK if not outcome.rejected else EXIT_FAILED
 
     return await _with_service(settings, run)
+
+
+def _sync_summary(outcome: Any, attempted: int, sent: int) -> str:
+    """The line that ends a sync: what was asked, applied and sent."""
+    done = f"{outcome.asked} of {outcome.total}" if outcome.interrupted else str(outcome.asked)
+    unsent = attempted - sent
+    line = (
+        f"synced {done} shipments: {outcome.applied} updated, "
+        f"{len(outcome.no_info_yet)} with no tracking info yet, "
+        f"{outcome.notifications} notifications, {sent} sent"
+        + (f", {unsent} not sent (see `trackops history`)" if unsent else "")
+    )
+    if outcome.interrupted:
+        return f"interrupted: {line}; `trackops sync` again does the rest"
+    return line
+
+
+def _warn_unknown(numbers: Sequence[str]) -> None:
+    """One line (with its fix) for the numbers 17TRACK no longer knows."""
+    if not numbers:
+        return
+    if len(numbers) == 1:
+        (number,) = numbers
+        sys.stderr.write(
+            f"trackops: warning: 17TRACK no longer knows {number} (-18019902): marked and no"
+            f" longer synced; `trackops register {number}` tracks it again, `trackops delete"
+            f" {number} --yes` forgets it\n"
+        )
+        return
+    shown = " ".join(numbers[:10]) + (" ..." if len(numbers) > 10 else "")
+    sys.stderr.write(
+        f"trackops: warning: 17TRACK no longer knows {len(numbers)} numbers (-18019902): marked"
+        f" and no longer synced; `trackops register NUMBER...` tracks them again, `trackops"
+        f" list --stopped` lists them: {shown}\n"
+    )
+
+
+@contextlib.contextmanager
+def _first_ctrl_c_stops(stop: asyncio.Event) -> Iterator[None]:
+    """The first Ctrl-C sets ``stop`` (work ends cleanly, keeping what was done); the
+    second one interrupts at once."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def on_sigint() -> None:
+        if stop.is_set():
+            if task is not None:
+                task.cancel()
+            return
+        stop.set()
+        sys.stderr.write(
+            "\nstopping after the shipments being synced (Ctrl-C again to stop at once)\n"
+        )
+        sys.stderr.flush()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):  # pragma: no cover - non-POSIX
+        yield
+        return
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _sync_progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr when it is a terminal (``progress(done, total)``), else None."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("syncing", total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    with progress:
+        yield update
 
 
 async def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
@@ -686,10 +842,33 @@ async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_service(settings, run)
 
 
+async def _write_report(service: Service, kind: str, output: str) -> int:
+    """``report KIND --output FILE|-``: the report's text (the export: its CSV), not sent."""
+    if kind == "export":
+        content = await service.export_csv()
+    else:
+        subject, body = await service.report_text(kind)
+        content = f"{subject}\n\n{body.rstrip()}\n".encode()
+    if output == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    path = Path(output)
+    try:
+        await asyncio.to_thread(path.write_bytes, content)
+    except OSError as exc:
+        raise CommandFailed(f"{path}: cannot be written: {exc.strerror or exc}") from None
+    print(f"{kind} report written to {path}")
+    return EXIT_OK
+
+
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from trackops.core.service import InvalidInputError
 
     async def run(service: Service) -> int:
+        if args.output is not None:
+            return await _write_report(service, args.kind, args.output)
         try:
             rows = await service.send_report(args.kind, actor=cli_actor())
         except InvalidInputError as exc:
@@ -759,9 +938,9 @@ async def _until_signal(coro: Awaitable[Any]) -> None:
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from trackops.core.webhook import serve
+    from trackops.core.runtime import serve
 
-    await _until_signal(serve(settings))
+    await _until_signal(serve(settings, host=args.host, port=args.port))
     return EXIT_OK
 
 
@@ -1070,7 +1249,7 @@ def _describe_failure(exc: BaseException) -> str | None:
     from trackops.core.store import StoreError
 
     if isinstance(exc, TrackApiError):
-        return f"17TRACK: {exc.message} (code {exc.code})"
+        return f"17TRACK: {_with_code(exc.message, exc.code)}"
     # PluginError: a broken third-party plugin, and its message names it.
     known = (
         CommandFailed, ApiAuthError, ApiUnavailable, WireError, StoreError, PluginError,

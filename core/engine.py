@@ -747,6 +747,8 @@ class Engine:
         unknown: list[str] = []
         rejected: list[Rejected] = []
         interrupted = False
+        if progress is not None:
+            progress(0, len(items))
         for start in range(0, len(items), SYNC_CHUNK):
             if stop is not None and stop.is_set():
                 interrupted = True

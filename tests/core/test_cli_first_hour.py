@@ -4,12 +4,20 @@ against ``trackops sandbox`` (the sandbox and config helpers of ``test_cli``).""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import importlib.metadata
 import json
 import os
+import re
+import select
 import signal
+import struct
 import subprocess
+import termios
 import time
 import tomllib
+import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -342,3 +350,222 @@ def test_semicolon_and_tab_separated_files_are_read_as_csv(config: Path, tmp_pat
     refused = trackops_process("register", "--file", str(no_header), config=config)
     assert_one_error_line(refused, "line 1: 'RV000000004CN;3011' is not one tracking number")
     assert "RV000000004CN" not in trackops_process("list", config=config).out
+
+
+# --------------------------------------------------------------------------- on a terminal
+
+
+@dataclass
+class Screen:
+    """What a program wrote to a terminal (a pty), as received, and how it ended."""
+
+    code: int
+    raw: str
+
+    @property
+    def text(self) -> str:
+        """The output with colour and cursor sequences removed and carriage returns as lines."""
+        plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07", "", self.raw)
+        return plain.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def on_terminal(
+    *args: str,
+    cwd: Path,
+    react: list[tuple[str, bytes | int]] | None = None,
+    timeout: float = 90,
+) -> Screen:
+    """``trackops ARGS`` with stdin, stdout and stderr on a pseudo-terminal (120x40).
+
+    ``react``: in order, when the output so far contains the text, write the bytes to the
+    terminal (a keyboard answer) or send the signal (Ctrl-C is SIGINT).
+    """
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k != "TRACKOPS_CONFIG"}
+    env.update(TERM="xterm-256color", COLUMNS="120", LINES="40")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [str(TRACKOPS), *args], stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env
+    )
+    os.close(slave)
+    pending = list(react or [])
+    received = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no end within {timeout} s: {received.decode(errors='replace')}"
+            ready, _, _ = select.select([master], [], [], min(left, 0.2))
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the program closed the terminal
+                    chunk = b""
+                if not chunk and proc.poll() is not None:
+                    break
+                received += chunk
+            elif proc.poll() is not None:
+                continue  # drain what is left, then EIO ends the loop
+            while pending and pending[0][0] in received.decode(errors="replace"):
+                _, action = pending.pop(0)
+                if isinstance(action, int):
+                    proc.send_signal(action)
+                else:
+                    os.write(master, action)
+        assert not pending, f"never saw {pending[0][0]!r}: {received.decode(errors='replace')}"
+        return Screen(proc.wait(timeout=30), received.decode(errors="replace"))
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_version(tmp_path: Path) -> None:
+    result = run("--version", cwd=tmp_path)
+    assert result.code == 0
+    assert result.out.strip() == f"trackops {importlib.metadata.version('trackops')}"
+
+
+def test_delete_asks_for_confirmation_on_a_terminal(config: Path, tmp_path: Path) -> None:
+    numbers = ["RU000000001CN", "RU000000002CN"]
+    assert trackops_process("register", *numbers, config=config).code == 0
+
+    declined = on_terminal(
+        "--config", str(config), "delete", *numbers, cwd=tmp_path, react=[("[y/N]", b"n\n")]
+    )
+    assert "Delete 2 shipments (RU000000001CN, RU000000002CN) at 17TRACK and here?" in (
+        declined.text
+    )
+    assert declined.code == 1 and "nothing deleted" in declined.text
+    assert len(json.loads(trackops_process("list", "--json", config=config).out)) == 2
+
+    agreed = on_terminal(
+        "--config", str(config), "delete", numbers[0], cwd=tmp_path, react=[("[y/N]", b"y\n")]
+    )
+    assert agreed.code == 0 and f"deleted {numbers[0]}" in agreed.text
+    skipped = on_terminal("--config", str(config), "delete", numbers[1], "--yes", cwd=tmp_path)
+    assert skipped.code == 0 and "[y/N]" not in skipped.text
+    assert json.loads(trackops_process("list", "--json", config=config).out) == []
+
+
+def test_sync_on_a_terminal_shows_progress_and_ends_with_a_summary(
+    config: Path, tmp_path: Path, sandbox_url: str
+) -> None:
+    numbers = moving_numbers("RP", 3)
+    assert trackops_process("register", *numbers, config=config).code == 0
+    wait_until_tracked(sandbox_url, numbers)
+    screen = on_terminal("--config", str(config), "sync", cwd=tmp_path)
+    assert screen.code == 0, screen.text
+    assert "syncing" in screen.text and "3/3" in screen.text  # the progress bar, on stderr
+    lines = [line for line in screen.text.splitlines() if line.strip()]
+    assert lines[-1].startswith("synced 3 shipments: 3 updated, 0 with no tracking info yet")
+
+
+def test_ctrl_c_during_sync_says_what_was_done(
+    config: Path, tmp_path: Path, sandbox_url: str
+) -> None:
+    data = tomllib.loads(config.read_text(encoding="utf-8"))
+    data["notifications"] = {"customer": {"enabled": False}, "seller": {"enabled": False}}
+    config.write_text(tomli_w.dumps(data), encoding="utf-8")  # 800 parcels, no mail
+    numbers = [f"RQ{i:09d}CN" for i in range(1, 801)]
+    assert trackops_process("register", *numbers, config=config, timeout=120).code == 0
+    screen = on_terminal(
+        "--config", str(config), "sync", cwd=tmp_path, react=[("40/800", signal.SIGINT)]
+    )
+    assert screen.code == 130, screen.text
+    assert "stopping after the shipments being synced" in screen.text
+    (summary,) = [line for line in screen.text.splitlines() if line.startswith("interrupted")]
+    # The first 400 (one step of the sync) were asked for and applied; the rest were not.
+    assert summary.startswith("interrupted: synced 400 of 800 shipments: "), summary
+    assert summary.endswith("0 notifications, 0 sent; `trackops sync` again does the rest")
+    again = trackops_process("sync", config=config)
+    assert again.out.startswith("synced 800 shipments: "), again
+
+
+def _forget_at_the_sandbox(base_url: str, number: str) -> None:
+    """Delete ``number`` at 17TRACK (the sandbox) behind trackops' back."""
+    request = urllib.request.Request(
+        f"{base_url}/deletetrack",
+        data=json.dumps([{"number": number, "carrier": 3011}]).encode(),
+        headers={"17token": KEY, "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = json.load(response)
+    assert [a["number"] for a in body["data"]["accepted"]] == [number], body
+
+
+def test_a_number_17track_forgot_is_reported_once_with_its_fix(
+    config: Path, sandbox_url: str
+) -> None:
+    kept, forgotten = "RN000000001CN", "RN000000002CN"
+    assert trackops_process("register", kept, forgotten, config=config).code == 0
+    _forget_at_the_sandbox(sandbox_url, forgotten)
+
+    first = trackops_process("sync", config=config)
+    assert first.code == 0, first
+    assert first.out.startswith("synced 2 shipments:")
+    assert first.err.splitlines() == [
+        f"trackops: warning: 17TRACK no longer knows {forgotten} (-18019902): marked and no"
+        f" longer synced; `trackops register {forgotten}` tracks it again, `trackops delete"
+        f" {forgotten} --yes` forgets it"
+    ]
+    later = trackops_process("sync", config=config)
+    assert (later.code, later.err) == (0, "")
+    assert later.out.startswith("synced 1 shipments:")
+    rows = {
+        r["number"]: r for r in json.loads(trackops_process("list", "--json", config=config).out)
+    }
+    assert rows[forgotten]["unknown_since"] is not None and rows[kept]["unknown_since"] is None
+    table = trackops_process("list", config=config).out
+    (line,) = [line for line in table.splitlines() if line.startswith(forgotten)]
+    assert line.rstrip().endswith("unknown to 17TRACK")
+
+
+def test_messages_do_not_repeat_the_error_code(config: Path) -> None:
+    result = trackops_process("register", "GLS1234567890", "--carrier", "100005", config=config)
+    line = assert_one_error_line(result, "GLS (100005) needs the recipient's postal code", code=1)
+    assert line.count("18010019") == 1, line
+
+
+def test_report_to_a_file_or_stdout(config: Path, tmp_path: Path) -> None:
+    assert trackops_process("register", "RM000000001CN", "--order", "7001", config=config).code == 0
+    out_file = tmp_path / "weekly.txt"
+    written = trackops_process("report", "weekly", "--output", str(out_file), config=config)
+    assert written.code == 0, written
+    assert written.out.strip() == f"weekly report written to {out_file}"
+    text = out_file.read_text(encoding="utf-8")
+    assert text.splitlines()[0].startswith("trackops: weekly report ")
+    export = trackops_process("report", "export", "--output", "-", config=config)
+    assert export.code == 0, export
+    header, *rows = export.out.splitlines()
+    assert header.startswith("\ufeffnumber,")  # the BOM spreadsheets need for UTF-8
+    assert [r.split(",")[0] for r in rows] == ["RM000000001CN"]
+
+
+async def test_serve_host_and_port_override_the_config(tmp_path: Path) -> None:
+    config_file = write_config(tmp_path, "http://127.0.0.1:9/track/v1")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        str(TRACKOPS),
+        *("--config", str(config_file), "serve", "--host", "127.0.0.1", "--port", str(port)),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+        assert line.decode().strip() == (
+            f"trackops serve: listening on http://127.0.0.1:{port}/webhooks/17track"
+        )
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                assert response.status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), timeout=20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

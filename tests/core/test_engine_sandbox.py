@@ -551,6 +551,6 @@ async def test_sync_stops_between_chunks_keeping_what_was_done(
 
     outcome = await engine.sync(progress=progress, stop=stop)
     assert (outcome.interrupted, outcome.asked, outcome.total) == (True, 2, 5)
-    assert seen == [(2, 5)]
+    assert seen == [(0, 5), (2, 5)]
     full = await engine.sync()
     assert (full.interrupted, full.asked, full.total) == (False, 5, 5)
