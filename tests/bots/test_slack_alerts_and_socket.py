@@ -50,10 +50,10 @@ async def rows_settled(world: SlackWorld, channel: str, count: int) -> list[Hist
 
 async def status_is(world: SlackWorld, number: str, status: S) -> None:
     """Until ``number`` has ``status`` in the store (the push was applied; bounded)."""
+    # A bounded poll: the change feed would miss a change made before it started reading.
     async with asyncio.timeout(WAIT):
-        async for change in world.service.changes():
-            if change.number == number and change.status == status:
-                return
+        while (await world.service.shipment(number)).shipment.status != status:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
 
 def script(world: SlackWorld, number: str, status: S, text: str, hours: float) -> None:
