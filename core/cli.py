@@ -19,11 +19,13 @@ import inspect
 import io
 import json
 import logging
+import math
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 from trackops.core.config import ConfigError, Settings, load_settings, resolve_config_path
 from trackops.core.errors import TrackopsError
@@ -72,10 +74,45 @@ def _carrier_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
-    return int(text)
+_MAX_ID: Final = 2**31 - 1  # ids and counts the store can hold (a 32-bit column)
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (else a usage error, exit 2)."""
+
+    def parse(text: str) -> int:
+        value = text.strip()
+        digits = value.removeprefix("-")
+        if not digits.isdigit() or len(digits) > 20 or not low <= int(value) <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {low} to {high}, not {text!r}"
+            )
+        return int(value)
+
+    return parse
+
+
+_positive_int = _int_in(1, _MAX_ID)
+_port_arg = _int_in(0, 65535)
+
+
+def _float_in(
+    low: float, high: float = math.inf, *, low_open: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high] (``low_open``: above ``low``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+        if not ok:
+            bound = f"above {low:g}" if low_open else f"from {low:g}"
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, not {text!r}")
+        return value
+
+    return parse
 
 
 def _version() -> str:
@@ -113,11 +150,18 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
 
     p = sub.add_parser("sandbox", help="run the local 17TRACK-compatible API (no key needed)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=_port_arg, default=8080)
     p.add_argument("--key", default="sandbox", help="the API key clients must send (17token)")
     p.add_argument("--webhook-url", help="where to push signed tracking updates")
-    p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second")
-    p.add_argument("--seed", type=int, default=0, help="seed for the simulated histories")
+    p.add_argument(
+        "--speed",
+        type=_float_in(0),
+        default=60.0,
+        help="simulated seconds per real second",
+    )
+    p.add_argument(
+        "--seed", type=_int_in(0, 2**63 - 1), default=0, help="seed for the simulated histories"
+    )
     p.add_argument(
         "--undocumented-codes",
         action="store_true",
@@ -125,12 +169,12 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
     )
 
     p = sub.add_parser("demo", help="sandbox + engine + dashboard, no key, no config")
-    p.add_argument("--speed", type=float, default=3600.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shipments", type=int, default=24)
+    p.add_argument("--speed", type=_float_in(0, low_open=True), default=3600.0)
+    p.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=0)
+    p.add_argument("--shipments", type=_int_in(1, 10_000), default=24)
     p.add_argument("--headless", action="store_true", help="print events instead of the dashboard")
     p.add_argument(
-        "--seconds", type=float, default=0, help="stop after this long (0 = until Ctrl-C)"
+        "--seconds", type=_float_in(0), default=0, help="stop after this long (0 = until Ctrl-C)"
     )
 
     p = sub.add_parser(
@@ -202,6 +246,15 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
     p.add_argument("id", type=_positive_int)
     _json_flag(p)
 
+    p = sub.add_parser(
+        "inbox",
+        help="pushes waiting or quarantined; `inbox replay ID...` applies quarantined ones again",
+    )
+    p.add_argument("action", nargs="?", choices=["replay"], help="replay quarantined pushes")
+    p.add_argument("ids", nargs="*", type=_positive_int, metavar="ID")
+    p.add_argument("--failed", action="store_true", help="list the quarantined pushes")
+    _json_flag(p)
+
     p = sub.add_parser("dispatch", help="send pending notifications now")
     _json_flag(p)
 
@@ -259,7 +312,10 @@ def _print_table(
     is not a terminal (a pipe, a file) is never cut.
     """
     from rich.table import Table
+    from rich.text import Text
 
+    # Cells are outside text: made safe, and given as Text so that Rich never reads markup.
+    rows = [[safe_text(cell) for cell in row] for row in rows]
     console = _console()
     if not sys.stdout.isatty():
         console.width = 10_000
@@ -283,12 +339,18 @@ def _print_table(
     for i in shown:
         table.add_column(columns[i][0], no_wrap=True, overflow="ellipsis", width=final[i])
     for row in rows:
-        table.add_row(*(row[i] for i in shown))
+        table.add_row(*(Text(row[i]) for i in shown))
     console.print(table)
 
 
 def _err(message: str) -> None:
-    sys.stderr.write(f"trackops: error: {message}\n")
+    sys.stderr.write(f"trackops: error: {safe_text(message, multiline=True)}\n")
+
+
+def _say(text: str) -> None:
+    """Print a line that may hold outside text (numbers, carrier and 17TRACK messages) safely:
+    no control or bidi character reaches the terminal (``--json`` output stays exact)."""
+    print(safe_text(text, multiline=True))
 
 
 def _report_outcome(
@@ -302,7 +364,7 @@ def _report_outcome(
     else:
         for number in outcome.accepted:
             note = outcome.notes.get(number)
-            print(f"{verb} {number}" + (f" ({note})" if note else ""))
+            _say(f"{verb} {number}" + (f" ({note})" if note else ""))
         for rej in outcome.rejected:
             line = (lines or {}).get(rej.number or "")
             where = f"line {line}: " if line else ""
@@ -514,16 +576,17 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"  ({'tracking' if row.active else 'stopped'})"
         )
         carrier = row.carrier_name or "carrier not known yet"
-        console.print(f"carrier: {carrier}", markup=False)
+        console.print(f"carrier: {safe_text(carrier)}", markup=False)
         for label, value in (("order", row.order), ("buyer", row.email), ("tag", row.tag)):
             if value:
-                console.print(f"{label}: {value}", markup=False)
+                console.print(f"{label}: {safe_text(value)}", markup=False)
         if not detail.events:
             console.print("no tracking events yet")
         for event in detail.events:
-            place = f"  {event.location}" if event.location else ""
+            place = f"  {safe_text(event.location)}" if event.location else ""
             console.print(
-                f"  {event.time or '?':16}{place}  {event.description or ''}", markup=False
+                f"  {safe_text(event.time) or '?':16}{place}  {safe_text(event.description)}",
+                markup=False,
             )
         return EXIT_OK
 
@@ -822,13 +885,87 @@ async def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             _print_json(row.to_json())
         else:
-            print(
+            _say(
                 f"notification {args.id} resent as {row.id}: {row.send_status}"
                 + (f" ({row.reason})" if row.reason else "")
             )
         return EXIT_OK if row.send_status == "sent" else EXIT_FAILED
 
     return await _with_service(settings, run)
+
+
+async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
+    """``inbox``: the backlog and quarantined count; ``--failed`` lists quarantined pushes;
+    ``inbox replay ID...`` applies them again (exit 1 when one fails again)."""
+    from trackops.core.service import NotFoundError
+
+    if args.action == "replay" and not args.ids:
+        raise UsageError("inbox replay: give the ids of quarantined pushes (`inbox --failed`)")
+    if args.action is None and args.ids:
+        raise UsageError("inbox: ids go with `inbox replay ID...`")
+
+    async def replay(service: Service) -> int:
+        try:
+            entries = await service.replay_inbox(args.ids, actor=cli_actor())
+        except NotFoundError as exc:
+            raise CommandFailed(str(exc)) from None
+        if args.json:
+            _print_json([e.to_json() for e in entries])
+        for entry in entries:
+            if not args.json:
+                state = f"failed again: {entry.error}" if entry.failed else "applied"
+                _say(f"push {entry.id} ({entry.number or 'unreadable'}): {state}")
+        missing = sorted(set(args.ids) - {e.id for e in entries})
+        if missing:
+            _err(f"not quarantined, left alone: {', '.join(str(i) for i in missing)}")
+        return EXIT_OK if not missing and not any(e.failed for e in entries) else EXIT_FAILED
+
+    async def show(service: Service) -> int:
+        status = await service.inbox_status()
+        failed = await service.inbox_failed() if args.failed else []
+        if args.json:
+            _print_json(
+                [e.to_json() for e in failed]
+                if args.failed
+                else {
+                    "backlog": status.backlog,
+                    "failed": status.failed,
+                    "oldest_unprocessed_at": _iso_or_none(status.oldest_unprocessed_at),
+                    "last_received_at": _iso_or_none(status.last_received_at),
+                }
+            )
+            return EXIT_OK
+        if not args.failed:
+            oldest = status.oldest_unprocessed_at
+            print(
+                f"{status.backlog} pushes waiting"
+                + (f" (oldest received {oldest:%Y-%m-%d %H:%M:%S} UTC)" if oldest else "")
+                + f", {status.failed} quarantined"
+                + (" (`trackops inbox --failed`)" if status.failed else "")
+            )
+            return EXIT_OK
+        if not failed:
+            print("no quarantined pushes")
+            return EXIT_OK
+        _print_table(
+            [("id", True), ("received", True), ("attempts", True), ("number", False),
+             ("event", False), ("error", False)],
+            [
+                (str(e.id), f"{e.received_at:%Y-%m-%d %H:%M:%S}", str(e.attempts),
+                 e.number or "", e.event or "", e.error or "")
+                for e in failed
+            ],
+            drop_first=("event", "received"),
+        )  # fmt: skip
+        return EXIT_OK
+
+    if args.action == "replay":
+        return await _with_service(settings, replay)
+    return await _with_service(settings, show, read_only=True)
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="seconds") + "Z"
 
 
 async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -878,7 +1015,7 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         else:
             for r in rows:
                 reason = f" ({r.reason})" if r.reason else ""
-                print(f"{args.kind} to {r.recipient} via {r.channel}: {r.send_status}{reason}")
+                _say(f"{args.kind} to {r.recipient} via {r.channel}: {r.send_status}{reason}")
         return EXIT_OK if all(r.send_status == "sent" for r in rows) else EXIT_FAILED
 
     return await _with_service(settings, run)
@@ -1013,7 +1150,7 @@ async def cmd_carriers(args: argparse.Namespace, settings: Settings) -> int:
         )
         return EXIT_OK
     for c in found[:50]:
-        print(f"{c.key:>7}  {c.name}  {c.country_iso}".rstrip())
+        _say(f"{c.key:>7}  {c.name}  {c.country_iso}".rstrip())  # a downloaded list
         for p in params.get(c.key, ()):
             need = "needs" if p.required else "accepts"
             sample = f", e.g. {p.sample!r}" if p.sample else ""
@@ -1075,6 +1212,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int]
     "sync": cmd_sync,
     "history": cmd_history,
     "resend": cmd_resend,
+    "inbox": cmd_inbox,
     "dispatch": cmd_dispatch,
     "report": cmd_report,
     "plugins": cmd_plugins,

@@ -47,12 +47,21 @@ from trackops.core.errors import (
 from trackops.core.queries import CursorError, SortKey
 from trackops.core.store import (
     SEND_STATUSES,
+    InboxRow,
     NotificationRecord,
     ShipmentRecord,
     Subscription,
     mask_url,
 )
-from trackops.core.wire import Event, PackageStatus, Rejected, TrackInfo
+from trackops.core.wire import (
+    Event,
+    PackageStatus,
+    Rejected,
+    TrackInfo,
+    WireError,
+    decode_push,
+    decode_push_data,
+)
 from trackops.plugins import carriers as carrier_params
 
 if TYPE_CHECKING:
@@ -68,6 +77,8 @@ __all__ = [
     "CommandOutcome",
     "HistoryQuery",
     "HistoryRow",
+    "InboxEntry",
+    "InboxStatus",
     "InvalidInputError",
     "NotFoundError",
     "Page",
@@ -337,6 +348,68 @@ class RuntimeStatus:
     last_sync_at: datetime | None
     store: str
     seq: int
+
+
+@dataclass(frozen=True)
+class InboxStatus:
+    """How the webhook inbox stands: pushes waiting (retries included), quarantined ones."""
+
+    backlog: int
+    failed: int
+    oldest_unprocessed_at: datetime | None
+    last_received_at: datetime | None
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """One stored push: ``failed`` when quarantined, with the reason (``error``).
+
+    ``event`` and ``number`` are read from the body when it can be read (else None).
+    """
+
+    id: int
+    received_at: datetime
+    attempts: int
+    failed: bool
+    processed: bool
+    error: str | None
+    event: str | None
+    number: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """``id``, ``received_at``, ``state`` (pending/applied/failed), ``attempts``, ``error``,
+        ``event``, ``number``."""
+        state = "failed" if self.failed else "applied" if self.processed else "pending"
+        return {
+            "id": self.id,
+            "received_at": self.received_at.isoformat(timespec="seconds") + "Z",
+            "state": state,
+            "attempts": self.attempts,
+            "error": self.error,
+            "event": self.event,
+            "number": self.number,
+        }
+
+
+def _inbox_entry(row: InboxRow) -> InboxEntry:
+    event = number = None
+    try:
+        envelope = decode_push(row.body)
+        event = envelope.event
+        data = decode_push_data(envelope.event, bytes(envelope.data))
+        number = data.number if data is not None else None
+    except WireError:
+        pass
+    return InboxEntry(
+        id=row.id,
+        received_at=row.received_at,
+        attempts=row.attempts,
+        failed=row.failed,
+        processed=row.processed_at is not None,
+        error=row.error,
+        event=event,
+        number=number,
+    )
 
 
 def _outcome(result: CommandOutcome) -> Outcome:
@@ -951,6 +1024,50 @@ class Service:
     async def export_csv(self) -> bytes:
         """Every shipment as CSV (the export report's attachment)."""
         return await self._engine.export_csv()
+
+    # ------------------------------------------------------------------ webhook inbox
+
+    async def inbox_status(self) -> InboxStatus:
+        """Pushes waiting to be applied and pushes quarantined after failing."""
+        stats = await self._engine.store.inbox_stats()
+        return InboxStatus(
+            backlog=stats.backlog,
+            failed=stats.failed,
+            oldest_unprocessed_at=stats.oldest_unprocessed_at,
+            last_received_at=stats.last_received_at,
+        )
+
+    async def inbox_failed(self, *, limit: int | None = None) -> list[InboxEntry]:
+        """Quarantined pushes, oldest first, each with the reason it failed."""
+        return [_inbox_entry(r) for r in await self._engine.store.inbox_failed(limit)]
+
+    async def replay_inbox(self, ids: Sequence[int], *, actor: Actor) -> list[InboxEntry]:
+        """Put quarantined pushes back and apply them now; each row as it ended (applied, or
+        quarantined again with the new reason). ``NotFoundError`` when none of ``ids`` is
+        quarantined; ids that are not are left out of the result."""
+        target = "inbox " + ", ".join(str(i) for i in ids[:20])
+        replayed = await self._engine.replay_inbox(ids)
+        if not replayed:
+            await self.record(actor, "inbox-replay", target, "failed", "nothing quarantined")
+            raise NotFoundError(
+                "no quarantined push with id " + ", ".join(str(i) for i in ids)
+                + " (see `trackops inbox --failed`)"
+            )  # fmt: skip
+        entries = []
+        for row_id in replayed:
+            row = await self._engine.store.inbox_get(row_id)
+            if row is not None:
+                entries.append(_inbox_entry(row))
+        failed = sum(e.failed for e in entries)
+        outcome: Outcome = "ok" if not failed else "partial" if failed < len(entries) else "failed"
+        await self.record(
+            actor,
+            "inbox-replay",
+            target,
+            outcome,
+            f"{len(entries) - failed} applied, {failed} failed",
+        )
+        return entries
 
     # ------------------------------------------------------------------ subscriptions
 

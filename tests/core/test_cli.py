@@ -747,11 +747,11 @@ def _bad_input(case: str, tmp_path: Path, base_url: str) -> tuple[list[str], Pat
         case "resend of an unknown id":
             return ["resend", "42"], good, "no notification with id 42"
         case "bad --limit":
-            return ["list", "--limit", "0"], good, "expected a whole number >= 1"
+            return ["list", "--limit", "0"], good, "expected a whole number from 1 to 2147483647"
         case "carrier lists from a wrong URL":
             return ["carriers", "update", "--url", base_url], good, "HTTP 404"
         case "sandbox with a negative speed":
-            return ["sandbox", "--port", "0", "--speed", "-1"], None, "speed must be >= 0"
+            return ["sandbox", "--port", "0", "--speed", "-1"], None, "a finite number from 0"
     raise AssertionError(case)
 
 
