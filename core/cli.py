@@ -93,7 +93,6 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
 
 
 _positive_int = _int_in(1, _MAX_ID)
-_port_arg = _int_in(0, 65535)
 
 
 def _float_in(
