@@ -198,7 +198,8 @@ async def run_list(
         next_cursor=page.next_cursor,
         shown_before=shown_before,
     )
-    return Reply(f"{total} shipments", blocks=blocks, replace_original=after is not None or None)
+    noun = "shipment" if total == 1 else "shipments"
+    return Reply(f"{total} {noun}", blocks=blocks, replace_original=after is not None or None)
 
 
 async def run_history(bot: SlackBot, user: str, text: str) -> Reply:

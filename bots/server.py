@@ -38,6 +38,9 @@ SLACK_EVENTS_PATH: Final = "/slack/events"
 SLACK_APP: Final = web.AppKey("trackops_slack_app", AsyncApp)
 SLACK_SETTINGS: Final = web.AppKey("trackops_slack_settings", SlackBotSettings)
 _RETRY_SECONDS: Final = (1.0, 5.0, 15.0, 60.0)
+_REFUSED: Final = frozenset(
+    {"invalid_auth", "not_authed", "not_allowed_token_type", "account_inactive", "token_revoked"}
+)
 
 
 def mount(app: web.Application, service: Service, settings: Settings) -> AsyncApp | None:
@@ -104,17 +107,23 @@ async def socket_mode_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _connect(handler: AsyncSocketModeHandler) -> None:
+    """Ask for a WebSocket URL ourselves first: slack_sdk's client would retry a refused app
+    token forever, logging a traceback each time. A refused token is logged once; Slack
+    being unreachable is retried with a growing delay. Once connected, the client itself
+    reconnects when the connection drops."""
     from slack_sdk.errors import SlackApiError
 
     attempt = 0
     while True:
         try:
+            url = await handler.client.issue_new_wss_url()
+            handler.client.wss_uri = url
             await handler.connect_async()
             log.warning("Slack Socket Mode connected")
             return
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
-            if error in {"invalid_auth", "not_authed", "not_allowed_token_type"}:
+            if error in _REFUSED:
                 log.error("Slack Socket Mode: Slack refused [slack] app_token (%s)", error)
                 return
             reason = str(error or "Slack API error")

@@ -130,6 +130,18 @@ def slack_settings(base: Settings, slack: SlackStandIn, **overrides: Any) -> Set
     return dataclasses.replace(base, slack=SlackBotSettings(**values))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _slack_bot_entry_point() -> None:
+    """The bot is a plugin found through its entry point: an old editable install lacks it."""
+    from importlib.metadata import entry_points
+
+    if "slack_bot" not in {ep.name for ep in entry_points(group="trackops")}:
+        pytest.fail(
+            "the slack_bot plugin's entry point is not installed; run"
+            " `.venv/bin/pip install -e '.[test]'` again"
+        )
+
+
 @pytest.fixture
 async def slack_standin(serve: Serve) -> SlackStandIn:
     standin = SlackStandIn()

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from conftest import ADMIN, ALERTS, CHANNEL, USER, SlackWorld
 from slack_standin import APP_TOKEN, BOT_TOKEN, button_payload, slash_payload
 from trackops.bots.blocks import ACTION_HISTORY, ACTION_RETRACK, ACTION_STOP
@@ -173,6 +174,21 @@ async def test_socket_mode_receives_commands_and_buttons_and_acks_them(
         )
         world.acks.append(("socket /track subscribe", answer_admin.seconds))
         assert [s.target for s in await world.service.alert_subscriptions()] == [ALERTS]
+
+
+async def test_a_refused_app_token_is_logged_and_serve_goes_on(
+    world_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = "xapp-1-not-the-app-token-0000"
+    async with world_factory(signing_secret=Secret(""), app_token=Secret(wrong)) as world:
+        (call,) = await world.slack.wait_for_calls("apps.connections.open")
+        assert call.auth == f"Bearer {wrong}"
+        async with asyncio.timeout(WAIT):
+            while "Slack refused [slack] app_token (invalid_auth)" not in caplog.text:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        async with world.session.get(f"{world.url}/healthz") as response:
+            assert response.status == 200
+    assert wrong not in caplog.text
 
 
 async def test_without_slack_settings_serve_has_no_slack_route_and_no_channel(
