@@ -135,7 +135,8 @@ class PackageStatus(IntEnum):
 
         Raises ``ValueError`` naming the accepted values.
         """
-        if isinstance(text, int) or (isinstance(text, str) and text.strip().lstrip("-").isdigit()):
+        # A negative number is no code of the table: it ends in the error below either way.
+        if isinstance(text, int) or (isinstance(text, str) and text.strip().isdigit()):
             status = cls._value2member_map_.get(int(text))
             if status is not None:
                 return status  # type: ignore[return-value]
@@ -876,7 +877,9 @@ def decode_push(body: bytes) -> PushEnvelope:
         envelope = _push_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WireError(f"push body is not a 17TRACK push envelope: {exc}") from None
-    if not envelope.data or bytes(envelope.data).strip() in (b"null", b""):
+    # ``data`` is required (msgspec refuses a body without it) and Raw holds exactly the value's
+    # bytes, never padded: ``null`` is the one empty value to refuse here.
+    if bytes(envelope.data) == b"null":
         raise WireError("push body is not a 17TRACK push envelope: `data` is null")
     return envelope
 
@@ -888,12 +891,10 @@ def decode_push_data(event: str, data: bytes) -> TrackingUpdated | TrackingStopp
     JSON object or has no usable ``number``. A ``track`` that is ``null``, ``""`` or ``{}``
     reads as empty tracking information.
     """
-    target: type[TrackingUpdated] | type[TrackingStopped]
     if event == EVENT_TRACKING_UPDATED:
         decoder: msgspec.json.Decoder[Any] = _updated_decoder
-        target = TrackingUpdated
     elif event == EVENT_TRACKING_STOPPED:
-        decoder, target = _stopped_decoder, TrackingStopped
+        decoder = _stopped_decoder
     else:
         return None
     try:
@@ -905,7 +906,7 @@ def decode_push_data(event: str, data: bytes) -> TrackingUpdated | TrackingStopp
     decoded = _decode_leniently(data, _LenientPush, f"{event} push data")
     if not decoded.number:
         raise WireError(f"{event} push data could not be read: no tracking number")
-    if target is TrackingStopped:
+    if event == EVENT_TRACKING_STOPPED:
         return TrackingStopped(number=decoded.number, carrier=decoded.carrier, tag=decoded.tag)
     return TrackingUpdated(
         number=decoded.number, track=decoded.track or TrackInfo(), tag=decoded.tag,

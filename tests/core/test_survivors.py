@@ -16,6 +16,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,14 @@ from trackops.core.config import (
     SellerSettings,
 )
 from trackops.core.rules import Rules, ShipmentFacts
-from trackops.core.status import StoredState, Transition, decide, next_state
+from trackops.core.status import (
+    StoredState,
+    Transition,
+    decide,
+    event_count,
+    event_key,
+    next_state,
+)
 from trackops.core.webhook import signature_problem
 from trackops.core.wire import (
     Event,
@@ -557,3 +565,446 @@ def test_the_signature_covers_event_data_and_key_in_that_order() -> None:
     assert wire.push_signature("TRACKING_UPDATED", REFERENCE_DATA, REFERENCE_KEY) != sign
     joined = b"TRACKING_STOPPED/" + REFERENCE_DATA + b"/" + REFERENCE_KEY.encode()
     assert hashlib.sha256(joined).hexdigest() == sign
+
+
+# --------------------------------------------------------------------------- status: event order
+# Issue 11 made the order of updates come from the events themselves. Each case is a sentence
+# of status.py's theory of operation; the stored state is what next_state kept of a real update.
+
+
+def ev(at: str, text: str, place: str = "SHENZHEN") -> Event:
+    return Event(time_raw=at, location=place, description=text)
+
+
+ACCEPTED = ev("2026-03-01 09:12", "Item accepted")
+DEPARTED = ev("2026-03-02 18:40", "Departed from sorting center")
+EXPORTED = ev("2026-03-03 07:05", "Handed over to airline")
+ARRIVED = ev("2026-03-05 02:30", "Arrived at destination country", "LOS ANGELES, CA")
+MERCHANT = ev("2026-02-28 21:00", "Order packed by the seller", "Shenzhen warehouse")
+
+
+def shipment_info(
+    status: PackageStatus,
+    z1: list[Event],
+    *,
+    z9: tuple[Event, ...] = (),
+    latest: Event | None = None,
+    ylt1: str | None = None,
+    hs_of: Event | None = None,
+) -> TrackInfo:
+    """A track whose latest event is ``latest`` (else z1's first), ``hs`` a hash of that event."""
+    z0 = latest if latest is not None else (z1[0] if z1 else None)
+    hashed = hs_of if hs_of is not None else z0
+    return TrackInfo(
+        package_status=status,
+        first_carrier=3011,
+        latest_event=z0,
+        first_carrier_events=list(z1),
+        ecommerce_events=list(z9),
+        first_last_tracked_raw=ylt1,
+        hash=None if hashed is None else hs(hashed),
+    )
+
+
+def stored_after(info: TrackInfo) -> StoredState:
+    transition = decide(None, "RR123456789CN", info, now=NOW, stale_after=WEEK)
+    return next_state(None, transition, info)
+
+
+def judge(stored: StoredState, info: TrackInfo) -> Transition:
+    return decide(stored, "RR123456789CN", info, now=NOW, stale_after=WEEK)
+
+
+def test_an_event_is_known_by_its_time_or_its_text() -> None:
+    assert event_key(Event(time_raw="2026-03-02 18:40", description="")) == (
+        "2026-03-02 18:40",
+        None,
+    )
+    assert event_key(Event(time_raw="", description="Item accepted")) == (None, "Item accepted")
+    assert event_key(Event(time_raw="", description="", location="SHENZHEN")) is None
+    assert event_key(None) is None
+
+
+def test_events_are_counted_over_every_carrier() -> None:
+    info = TrackInfo(
+        first_carrier_events=[EXPORTED, DEPARTED],
+        second_carrier_events=[ARRIVED],
+        ecommerce_events=[ACCEPTED, MERCHANT, ev("2026-02-28 20:00", "Order paid")],
+    )
+    assert event_count(info) == 6
+
+
+def test_a_row_stored_without_hs_still_knows_its_latest_event() -> None:
+    # Same latest event, same status: a duplicate, judged by the event when only the update
+    # has an hs (rows stored before hs was kept).
+    info = shipment_info(S.IN_TRANSIT, [DEPARTED, ACCEPTED])
+    stored = replace_state(stored_after(info), hash=None)
+    transition = judge(stored, info)
+    assert transition.duplicate and not transition.applies
+
+
+def replace_state(state: StoredState, **changes: Any) -> StoredState:
+    return replace(state, **changes)
+
+
+def test_a_status_change_without_a_new_event_applies_even_with_a_shorter_history() -> None:
+    # 17TRACK sets Expired without a new event; tracked at the same time, it is not older.
+    before = shipment_info(S.IN_TRANSIT, [EXPORTED, DEPARTED, ACCEPTED], ylt1="2026-03-04 10:00:00")
+    expired = shipment_info(S.EXPIRED, [EXPORTED, DEPARTED], ylt1="2026-03-04 10:00:00")
+    transition = judge(stored_after(before), expired)
+    assert not transition.out_of_order and not transition.duplicate
+    assert transition.applies and transition.status_changed
+
+
+def test_a_history_holding_the_stored_latest_event_is_newer_even_when_shorter() -> None:
+    before = shipment_info(S.IN_TRANSIT, [EXPORTED, DEPARTED, ACCEPTED])
+    newer = shipment_info(S.IN_TRANSIT, [ARRIVED, EXPORTED])  # 17TRACK cut the older events
+    transition = judge(stored_after(before), newer)
+    assert transition.applies and not transition.out_of_order
+
+
+def test_the_stored_latest_event_is_looked_for_in_the_merchants_events_too() -> None:
+    # The stored latest event came from the e-commerce carrier (z9); the newer update's first
+    # carrier has a new event and z9 still holds the old one.
+    before = shipment_info(
+        S.IN_TRANSIT,
+        [ACCEPTED, ev("2026-02-28 23:10", "Shipment information received")],
+        z9=(MERCHANT, ev("2026-02-28 20:00", "Order paid")),
+        latest=MERCHANT,
+    )
+    newer = shipment_info(S.IN_TRANSIT, [DEPARTED], z9=(MERCHANT,))
+    transition = judge(stored_after(before), newer)
+    assert transition.applies and not transition.out_of_order
+
+
+def test_a_shorter_history_without_the_stored_latest_event_is_older() -> None:
+    before = shipment_info(S.IN_TRANSIT, [EXPORTED, DEPARTED, ACCEPTED], z9=(MERCHANT,))
+    late_copy = shipment_info(S.IN_TRANSIT, [DEPARTED], z9=(MERCHANT,))
+    transition = judge(stored_after(before), late_copy)
+    assert transition.out_of_order and not transition.applies
+
+
+def test_a_revised_latest_event_tracked_earlier_is_an_old_copy() -> None:
+    # The same time and text with another place: another hs, not "another latest event".
+    # Its last-tracked time is older than the stored one: out of order.
+    before = shipment_info(S.IN_TRANSIT, [DEPARTED, ACCEPTED], ylt1="2026-03-03 12:00:00")
+    revised = replace_event_place(DEPARTED, "SHENZHEN HUB 2")
+    late_copy = shipment_info(
+        S.IN_TRANSIT, [revised, ACCEPTED], ylt1="2026-03-02 19:00:00", hs_of=revised
+    )
+    assert late_copy.hash != before.hash
+    transition = judge(stored_after(before), late_copy)
+    assert transition.out_of_order and not transition.applies
+
+
+def replace_event_place(event: Event, place: str) -> Event:
+    return Event(time_raw=event.time_raw, location=place, description=event.description)
+
+
+# --------------------------------------------------------------------------- wire: unknown codes
+
+
+def unseen_code(start: int, step: int) -> int:
+    """A status code no earlier decode in this process has met (so its member is made now)."""
+    code = start
+    while code in wire._UNKNOWN_STATUSES:
+        code += step
+    return code
+
+
+@pytest.mark.parametrize(("start", "step", "name"), [(900, 1, "UNKNOWN_{}"), (-900, -1, None)])
+def test_an_undocumented_code_is_kept_as_a_status_of_its_own(
+    start: int, step: int, name: str | None
+) -> None:
+    code = unseen_code(start, step)
+    status = PackageStatus(code)
+    assert isinstance(status, PackageStatus)
+    assert int(status) == code and status.value == code
+    assert status.name == (name.format(code) if name else f"UNKNOWN_MINUS_{-code}")
+    assert status.slug == "unknown"
+    assert status.display == f"Unknown ({code})"
+    assert not status.is_known
+    assert PackageStatus(code) is status
+    assert wire.decode_track_info(b'{"e": %d}' % code).package_status is status
+
+
+@pytest.mark.parametrize("value", ["60", True, 60.0])
+def test_only_an_integer_can_be_a_status_code(value: object) -> None:
+    with pytest.raises(ValueError):
+        PackageStatus(value)
+
+
+# --------------------------------------------------------------------------- wire: API errors
+
+
+def track_list(body: dict[str, Any]) -> wire.TrackListEnvelope:
+    return wire.decode_track_list(json.dumps(body))
+
+
+PAGE = {"data_total": 0, "page_total": 0, "page_no": 1, "page_size": 40}
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "message"),
+    [
+        pytest.param(
+            {"code": 0, "data": {"accepted": [], "page": PAGE, "errors": []}},
+            None,
+            None,
+            id="success",
+        ),
+        pytest.param(
+            {
+                "code": 0,
+                "data": {
+                    "accepted": [],
+                    "errors": [
+                        {
+                            "code": -18010012,
+                            "message": "The format of register_time_from is invalid.",
+                        },
+                        {"code": -18010011, "message": "The value of page_no is invalid."},
+                    ],
+                },
+            },
+            -18010012,
+            "The format of register_time_from is invalid.",
+            id="filter-errors-under-code-0",
+        ),
+        pytest.param(
+            {
+                "code": 0,
+                "data": {
+                    "accepted": [],
+                    "errors": [
+                        {"code": -18010011, "message": ""},
+                        {
+                            "code": -18010012,
+                            "message": "The format of register_time_from is invalid.",
+                        },
+                    ],
+                },
+            },
+            -18010011,
+            "The value of ? is invalid.",
+            id="empty-message-takes-the-table's",
+        ),
+        pytest.param(
+            {
+                "code": 401,
+                "data": {"errors": [{"code": -18010002, "message": "Access token is invalid."}]},
+            },
+            -18010002,
+            "Access token is invalid.",
+            id="real-code-under-401",
+        ),
+        pytest.param(
+            {
+                "code": -18010002,
+                "data": {
+                    "errors": [{"code": -18010011, "message": "The value of page_no is invalid."}]
+                },
+            },
+            -18010002,
+            "Access token is invalid.",
+            id="a-known-top-code-wins",
+        ),
+        pytest.param({"code": 401, "data": None}, 401, "Unknown error code 401.", id="bare-401"),
+    ],
+)
+def test_a_track_list_answer_names_its_error(
+    body: dict[str, Any], code: int | None, message: str | None
+) -> None:
+    error = track_list(body).api_error()
+    if code is None:
+        assert error is None
+        return
+    assert error is not None
+    assert (error.code, error.message) == (code, message)
+
+
+def test_an_answer_with_a_known_code_keeps_the_tables_message() -> None:
+    body = {
+        "code": -18010002,
+        "data": {"errors": [{"code": -18010011, "message": "The value of page_no is invalid."}]},
+    }
+    error = wire.decode_envelope(json.dumps(body), RegisterResult).api_error()
+    assert error is not None
+    assert (error.code, error.message) == (-18010002, "Access token is invalid.")
+
+
+@pytest.mark.parametrize(
+    ("errors", "pairs"),
+    [
+        (
+            ["oops", {"code": "-18010013", "message": "Submitted data is invalid."}],
+            [(-18010013, "Submitted data is invalid.")],
+        ),
+        (
+            [{"message": "no code"}, {"code": -18010014.0, "message": None}],
+            [(-18010014, "")],
+        ),
+        ({"code": -18010003, "message": 5}, [(-18010003, "")]),
+        (None, []),
+    ],
+)
+def test_errors_of_reads_every_shape(errors: Any, pairs: list[tuple[int, str]]) -> None:
+    assert wire.errors_of(errors) == pairs
+
+
+# --------------------------------------------------------------------------- wire: tolerance
+
+
+LOGGER = "trackops.wire"
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER]
+
+
+def test_odd_fields_of_a_track_are_fitted_and_the_unusable_ones_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    accepted = {"a": "2026-03-02 18:40", "b": None, "c": "SHENZHEN", "d": "", "z": "Departed"}
+    body = {
+        "e": "10",
+        "w1": 3011.0,
+        "w2": "",
+        "b": 301,
+        "c": "2105",
+        "z0": accepted,
+        "z1": [accepted, "", 7],
+        "z2": None,
+        "ygt1": "370",
+        "is1": 1,
+        "ln1": {"lang": "en"},
+        "ln2": 3011,
+        "hs": hs(accepted),
+        "ylt1": "2026-03-02 19:00:05",
+        "f": "-1",
+        "yt": 0,
+        "zex": "",
+    }
+    with caplog.at_level("WARNING", logger=LOGGER):
+        info = wire.decode_track_info(json.dumps(body))
+    assert info.package_status is S.IN_TRANSIT
+    assert (info.first_carrier, info.second_carrier, info.destination_country) == (3011, 0, 2105)
+    assert info.first_carrier_events == [info.latest_event]
+    assert info.second_carrier_events == []
+    assert info.first_tracking_ms == 370
+    assert info.first_language is None
+    assert info.second_language == "3011"
+    assert info.delivery_time == -1
+    assert info.prompt == "0"
+    assert info.extension is None
+    assert warnings_of(caplog) == [
+        "tracking information: unusable values left out (defaults kept): "
+        "$.z1[2] = 7; $.ln1 = {'lang': 'en'}"
+    ]
+
+
+def test_a_track_list_with_odd_rows_keeps_every_row(caplog: pytest.LogCaptureFixture) -> None:
+    rows = [
+        {"number": f"RR1234567{i:02d}CN", "w1": "China Post", "e": "10", "ir": 1, "ts": 0}
+        for i in range(25)
+    ]
+    body = {"code": 0, "data": {"accepted": rows, "page": {**PAGE, "data_total": 25}}}
+    with caplog.at_level("WARNING", logger=LOGGER):
+        answer = track_list(body)
+    assert answer.data is not None
+    assert [r.number for r in answer.data.accepted] == [r["number"] for r in rows]
+    first = answer.data.accepted[0]
+    assert first.first_carrier is None and first.package_status == 10
+    assert first.retrack_enabled is True and first.tracking is False
+    assert answer.data.page is not None and answer.data.page.data_total == 25
+    (warning,) = warnings_of(caplog)
+    head = "17TRACK track list: unusable values left out (defaults kept): "
+    assert warning.startswith(head)
+    named = warning[len(head) :].split("; ")
+    assert len(named) == 20  # the first 20 are enough to see what went wrong
+    assert named[0] == "$.data.accepted[0].w1 = 'China Post'"
+
+
+def test_an_answer_decoded_leniently_names_what_it_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Accepted(msgspec.Struct):  # made here: no earlier run has cached its type
+        number: str
+        carrier: int | None = None
+
+    body = b'{"code":0,"data":{"accepted":[{"number":"RR123456789CN","carrier":"DHL"}]}}'
+    with caplog.at_level("WARNING", logger=LOGGER):
+        envelope = wire.decode_envelope(body, Accepted)
+    assert envelope.data is not None
+    assert envelope.data.accepted == [Accepted(number="RR123456789CN")]
+    assert warnings_of(caplog) == [
+        "17TRACK answer: unusable values left out (defaults kept): "
+        "$.data.accepted[0].carrier = 'DHL'"
+    ]
+    kind = wire._type_infos[wire.Envelope[Accepted]]
+    wire.decode_envelope(body, Accepted)
+    assert wire._type_infos[wire.Envelope[Accepted]] is kind
+
+
+@pytest.mark.parametrize(
+    ("decode", "body", "message"),
+    [
+        (
+            lambda b: wire.decode_envelope(b, RegisterResult),
+            b"<html>502 Bad Gateway</html>",
+            "17TRACK answer could not be read: ",
+        ),
+        (
+            wire.decode_track_list,
+            b"<html>502 Bad Gateway</html>",
+            "17TRACK track list could not be read: ",
+        ),
+        (wire.decode_track_info, b"{", "tracking information could not be read: "),
+        (
+            wire.decode_track_info,
+            b"[1, 2]",
+            "tracking information could not be read: expected a JSON object",
+        ),
+        (
+            lambda b: wire.decode_push_data("TRACKING_UPDATED", b),
+            b"{not json",
+            "TRACKING_UPDATED push data could not be read: ",
+        ),
+        (
+            lambda b: wire.decode_push_data("TRACKING_STOPPED", b),
+            b"[]",
+            "TRACKING_STOPPED push data could not be read: expected a JSON object",
+        ),
+    ],
+)
+def test_unreadable_answers_say_what_could_not_be_read(
+    decode: Any, body: bytes, message: str
+) -> None:
+    with pytest.raises(WireError) as caught:
+        decode(body)
+    assert str(caught.value).startswith(message)
+    if not message.endswith(": "):
+        assert str(caught.value) == message
+
+
+def test_pushes_with_odd_fields_keep_number_carrier_and_tag() -> None:
+    stopped = wire.decode_push_data(
+        "TRACKING_STOPPED", b'{"number":"RM101474005CN","carrier":"3011","tag":"order-7"}'
+    )
+    assert stopped == wire.TrackingStopped(number="RM101474005CN", carrier=3011, tag="order-7")
+    updated = wire.decode_push_data(
+        "TRACKING_UPDATED",
+        b'{"number":"RM101474005CN","carrier":"3011","tag":"order-7","track":{"e":"40"}}',
+    )
+    assert isinstance(updated, wire.TrackingUpdated)
+    assert (updated.number, updated.carrier, updated.tag) == ("RM101474005CN", 3011, "order-7")
+    assert updated.track.package_status is S.DELIVERED
+
+
+def test_a_sign_that_is_no_text_is_wrong_not_an_error() -> None:
+    # A lone surrogate cannot come through JSON, but the check takes any str without raising.
+    envelope = wire.PushEnvelope(
+        event="TRACKING_STOPPED", data=msgspec.Raw(REFERENCE_DATA), sign="\ud800" + "0" * 63
+    )
+    assert wire.verify_push_signature(envelope, REFERENCE_KEY) is False
+    assert signature_problem(envelope, REFERENCE_KEY) == "wrong sign"
