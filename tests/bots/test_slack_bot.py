@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import ADMIN, ALERTS, CHANNEL, USER, SlackWorld
+from factories import KEY
 from slack_standin import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -183,6 +184,7 @@ async def test_list_pages_with_a_more_button(world: SlackWorld) -> None:
     assert sum(n in shown2 for n in numbers) == 2
     assert ACTION_MORE not in buttons(page["blocks"])
     assert set(numbers) == {n for n in numbers if n in shown or n in shown2}
+    assert await world.audit(USER) == [("list", "not_found", "ok"), ("list", "not_found", "ok")]
 
 
 async def test_history_command_and_button(world: SlackWorld) -> None:
@@ -278,6 +280,19 @@ async def test_a_register_waiting_on_the_rate_limit_answers_after_the_ack(
     assert result.body["text"] == f"{NUMBER} registered."
     assert result.body["response_type"] == "ephemeral"
     assert world.sandbox.tracked(NUMBER) is not None
+
+
+async def test_17track_refusing_the_key_is_a_plain_answer(world: SlackWorld) -> None:
+    await register(world, NUMBER)
+    world.sandbox.fail_next(401)
+    answer, hook = await world.command(f"retrack {NUMBER}", user=USER)
+    assert answer.status == 200
+    reply = answer.json()
+    if reply["text"].startswith("Retracking"):  # answered after the ack
+        reply = (await world.slack.wait_for_hook(hook)).body
+    assert "key" in reply["text"].lower() and "Traceback" not in reply["text"]
+    assert KEY not in json.dumps(reply)
+    assert ("retrack", NUMBER, "failed") in await world.audit(USER)
 
 
 # --------------------------------------------------------------------------- the modal
@@ -385,6 +400,13 @@ async def test_malformed_payloads_never_get_a_traceback(world: SlackWorld) -> No
     more = button_payload(ACTION_MORE, "{]", user=USER, channel=CHANNEL, response_url=hook)
     await world.post(*signed(form(more)), "broken More")
     assert ("list", "", "failed") in await world.audit(USER)
+
+    forged_hook = world.slack.hook_url()
+    forged = json.dumps({"after": "not-a-cursor", "status": None, "n": 10})
+    more = button_payload(ACTION_MORE, forged, user=USER, channel=CHANNEL, response_url=forged_hook)
+    await world.post(*signed(form(more)), "forged cursor")
+    answer = (await world.slack.wait_for_hook(forged_hook)).body
+    assert "cursor" in answer["text"].lower() and "Traceback" not in answer["text"]
     assert all("Traceback" not in h.body.get("text", "") for h in world.slack.hooks)
 
 
