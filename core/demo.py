@@ -85,7 +85,7 @@ async def run_demo(
 ) -> list[Change]:
     """Run the demo until ``seconds`` pass (0 = until cancelled); returns the changes seen."""
     from trackops.core.sandbox import SandboxConfig, running_sandbox
-    from trackops.core.webhook import create_app
+    from trackops.core.webhook import create_app, runner_options
 
     seen: list[Change] = []
     with contextlib.ExitStack() as stack:
@@ -99,7 +99,7 @@ async def run_demo(
             console = ConsoleChannel(out=out)
             async with Engine(settings, channels=[console], load_plugins=False) as engine:
                 app = create_app(settings, engine)
-                runner = web.AppRunner(app, access_log=None)
+                runner = web.AppRunner(app, **runner_options(settings))
                 await runner.setup()
                 await web.TCPSite(runner, "127.0.0.1", listener_port).start()
                 try:

@@ -32,7 +32,7 @@ from trackops.core import queries
 from trackops.core.config import Settings
 from trackops.core.engine import Engine, push_log
 from trackops.core.redact import install_log_redaction
-from trackops.core.store import Store
+from trackops.core.store import Store, is_transient
 from trackops.core.text import safe_text
 from trackops.core.wire import PushEnvelope, WireError, decode_push, verify_push_signature
 
@@ -366,8 +366,11 @@ async def _inbox_worker(app: web.Application) -> AsyncIterator[None]:
             started = time.perf_counter()
             try:
                 done = await engine.process_inbox(limit=_BURST_BATCH if burst else 500)
-            except Exception:
-                log.exception("processing the inbox failed; trying again")
+            except Exception as exc:
+                if is_transient(exc):  # the store, not a push: no traceback every 5 s
+                    log.warning("processing the inbox waits for the store: %s", exc)
+                else:
+                    log.exception("processing the inbox failed; trying again")
                 done = 0
             if done:
                 if burst:
