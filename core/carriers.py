@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -354,11 +355,23 @@ def _load(
     )
 
 
+_RECHECK_SECONDS: Final = 2.0
+_checked: list[Any] = [None, 0.0, None]  # [data dir settings, time of the check, tables]
+
+
 def _tables() -> _Tables:
     # Keyed on the user files' path and mtime, so an update (or another $TRACKOPS_DATA_DIR)
-    # is picked up without a restart while repeated lookups stay a dict access.
+    # is picked up without a restart. The files are looked at again at most every couple of
+    # seconds: a table of 100,000 rows names its carriers 100,000 times, and two stat calls
+    # per lookup were most of the time it took.
+    where = (os.environ.get("TRACKOPS_DATA_DIR"), os.environ.get("XDG_DATA_HOME"))
+    now = time.monotonic()
+    if _checked[0] == where and now - _checked[1] < _RECHECK_SECONDS:
+        return _checked[2]
     directory = user_data_dir()
-    return _load(_file_stamp(directory / CARRIERS_FILE), _file_stamp(directory / COUNTRIES_FILE))
+    tables = _load(_file_stamp(directory / CARRIERS_FILE), _file_stamp(directory / COUNTRIES_FILE))
+    _checked[:] = [where, now, tables]
+    return tables
 
 
 # --------------------------------------------------------------------------- lookups

@@ -1343,8 +1343,8 @@ class Engine:
         """Every shipment as CSV, read from the store a batch at a time."""
         export = CsvExport(self.carrier_name)
         async with self.store.read() as conn:
-            async for batch in queries.iter_shipments(conn):
-                export.add(batch)
+            async for batch in queries.iter_export_rows(conn, self.store.dialect_name):
+                export.add_plain(batch)
         return export.content()
 
     async def resend(self, notification_id: int) -> NotificationRecord:

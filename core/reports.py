@@ -14,7 +14,7 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from trackops.core.queries import ReportFigures, SlimShipment
 from trackops.core.wire import PackageStatus
@@ -85,9 +85,41 @@ class CsvExport:
             )  # fmt: skip
             self.rows += 1
 
+    def add_plain(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Append rows in the order of ``queries.iter_export_rows`` (driver values)."""
+        names: dict[int | None, str] = {}
+        slugs: dict[int, str] = {}
+        write = self._writer.writerow
+        for (
+            number, carrier, code, active, event_time, location, description,
+            order, email, tag, registered, updated,
+        ) in rows:  # fmt: skip
+            slug = slugs.get(code)
+            if slug is None:
+                slug = slugs[code] = _slug(code)
+            carrier_name = names.get(carrier)
+            if carrier_name is None:
+                carrier_name = names[carrier] = self._carrier_name(carrier)
+            write(
+                (
+                    number, carrier or "", carrier_name, slug, code,
+                    "active" if active else "stopped", event_time or "", location or "",
+                    description or "", order or "", email or "", tag or "",
+                    _iso_text(registered), _iso_text(updated),
+                )
+            )  # fmt: skip
+            self.rows += 1
+
     def content(self) -> bytes:
         """The CSV so far, encoded."""
         return self._out.getvalue().encode("utf-8")
+
+
+def _iso_text(value: Any) -> str:
+    """A stored time as ISO 8601: a ``datetime`` (PostgreSQL) or SQLite's stored text."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value or "").replace(" ", "T", 1)
 
 
 def _slug(code: int) -> str:

@@ -457,7 +457,7 @@ class Service:
         return self._engine.clock()
 
     def _dialect(self) -> str:
-        return self._engine.store.dialect_name
+        return self._engine.store.query_dialect
 
     # ------------------------------------------------------------------ row building
 

@@ -649,6 +649,61 @@ def _superseded_v8(conn: Connection) -> None:
     conn.exec_driver_sql("DROP TABLE notifications_v7")
     for sql in index_sql:
         conn.exec_driver_sql(sql)
+_SEARCH_COLUMNS: Final = "number, order_number, email, tag"
+
+
+def _search_index_v9(conn: Connection) -> None:
+    """Version 9: text search and history filters that stay fast on a big store.
+
+    SQLite: an FTS5 table with the trigram tokenizer over the shipments' number, order number,
+    email and tag (kept by triggers, which fire only when those columns change, so applying
+    tracking updates never touches it): a substring of three characters or more is found
+    through the index instead of a scan. PostgreSQL: trigram (pg_trgm) GIN indexes when the
+    extension can be created, else nothing (a scan, still correct). Both: indexes on the tag,
+    and on a history row's send status with its time (the history's status filter).
+    """
+    conn.exec_driver_sql("CREATE INDEX ix_shipments_tag ON shipments (tag)")
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_notifications_status_created ON notifications"
+        " (send_status, created_at, id)"
+    )
+    if conn.dialect.name == "sqlite":
+        try:
+            conn.exec_driver_sql(
+                "CREATE VIRTUAL TABLE temp.fts_probe USING fts5(x, tokenize='trigram')"
+            )
+            conn.exec_driver_sql("DROP TABLE temp.fts_probe")
+        except sa.exc.OperationalError:
+            return  # this SQLite has no FTS5 trigram tokenizer (before 3.34): searches scan
+        cols = _SEARCH_COLUMNS
+        new = ", ".join(f"new.{c.strip()}" for c in cols.split(","))
+        old = ", ".join(f"old.{c.strip()}" for c in cols.split(","))
+        for statement in (
+            f"CREATE VIRTUAL TABLE shipment_search USING fts5({cols}, content='shipments',"
+            " content_rowid='rowid', tokenize='trigram')",
+            "CREATE TRIGGER shipment_search_insert AFTER INSERT ON shipments BEGIN"
+            f" INSERT INTO shipment_search(rowid, {cols}) VALUES (new.rowid, {new}); END",
+            "CREATE TRIGGER shipment_search_delete AFTER DELETE ON shipments BEGIN"
+            f" INSERT INTO shipment_search(shipment_search, rowid, {cols})"
+            f" VALUES ('delete', old.rowid, {old}); END",
+            f"CREATE TRIGGER shipment_search_update AFTER UPDATE OF {cols} ON shipments BEGIN"
+            f" INSERT INTO shipment_search(shipment_search, rowid, {cols})"
+            f" VALUES ('delete', old.rowid, {old});"
+            f" INSERT INTO shipment_search(rowid, {cols}) VALUES (new.rowid, {new}); END",
+            "INSERT INTO shipment_search(shipment_search) VALUES ('rebuild')",
+        ):
+            conn.exec_driver_sql(statement)
+        return
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    except sa.exc.DBAPIError:
+        return  # not allowed here: searches scan, which is correct, only slower
+    for column in ("number", "order_number", "email", "tag"):
+        conn.exec_driver_sql(
+            f"CREATE INDEX ix_shipments_{column}_trgm ON shipments"
+            f" USING gin ({column} gin_trgm_ops)"
+        )
 
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
@@ -668,6 +723,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     (7, "shipments.unknown_since", _unknown_since_v7),
     (8, "notifications.period; send status superseded", _superseded_v8),
+    (9, "text search index, tag and history status indexes", _search_index_v9),
 )
 """Every schema step, in order. Append only: a released step never changes."""
 
@@ -1234,6 +1290,7 @@ class Store:
         self._busy_writers: dict[int, AsyncEngine] = {}
         self.url = url
         """The store URL as configured, password masked."""
+        self._search_index = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1275,6 +1332,12 @@ class Store:
         try:
             await dialect.use_wal(engine)
             await store._migrate()
+            if dialect.is_sqlite:
+                async with engine.connect() as conn:
+                    found = await conn.exec_driver_sql(
+                        "SELECT 1 FROM sqlite_master WHERE name = 'shipment_search'"
+                    )
+                    store._search_index = found.first() is not None
         except StoreError:
             await engine.dispose()
             raise
@@ -1318,6 +1381,12 @@ class Store:
     def dialect_name(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self._dialect.name
+
+    @property
+    def query_dialect(self) -> str:
+        """What the query layer needs to know: ``sqlite+fts`` (with the text search index),
+        ``sqlite`` or ``postgresql``."""
+        return "sqlite+fts" if self._search_index else self._dialect.name
 
     def read(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
         """A read connection for the query layer (``trackops.core.queries``)."""

@@ -232,3 +232,32 @@ async def test_plugins_extend_the_listener_and_a_broken_one_is_isolated(tmp_path
             assert resp.status == 200
     (broken,) = [p for p in host.describe() if p.name == "broken"]
     assert broken.errors == ["trackops_setup_server: RuntimeError: boom"]
+
+
+async def test_several_statuses_page_in_update_order_without_gaps(service: Service) -> None:
+    await _fill(service, 70)
+    query = ShipmentQuery(statuses=frozenset({10, 35, 50}))
+    walked = []
+    page = await service.shipments(query, limit=7)
+    walked += page.items
+    while page.next_cursor:
+        page = await service.shipments(query, limit=7, after=page.next_cursor)
+        walked += page.items
+    assert len(walked) == 30 and {r.status_code for r in walked} == {10, 35, 50}
+    keys = [(r.updated_at, r.number) for r in walked]
+    assert keys == sorted(keys, reverse=True)
+
+
+async def test_the_search_index_follows_edits_and_short_texts_still_match(
+    service: Service,
+) -> None:
+    await _fill(service, 14)
+    assert service.engine.store.query_dialect in ("sqlite+fts", "sqlite")
+    await service.engine.store.update_shipment("RR000000003CN", email="Zoë.Martin@shop.example")
+    found = await service.shipments(ShipmentQuery(search="zoë.mar"), limit=5)
+    assert [r.number for r in found.items] == ["RR000000003CN"]
+    assert (await service.shipments(ShipmentQuery(search="buyer3@"), limit=5)).items == []
+    short = await service.shipments(ShipmentQuery(search="13"), limit=50)
+    assert {r.number for r in short.items} >= {"RR000000013CN"}
+    await service.engine.store.delete_shipment("RR000000003CN")
+    assert (await service.shipments(ShipmentQuery(search="zoë.mar"), limit=5)).items == []
