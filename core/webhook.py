@@ -87,6 +87,8 @@ class InboxWriter:
         self._task: asyncio.Task[None] | None = None
         self._on_stored = on_stored
         self._last_write = float("-inf")
+        self.last_error: str | None = None
+        """Why the latest write failed; None once a write succeeds (``/healthz`` shows it)."""
 
     def start(self) -> None:
         """Start the writer task (idempotent)."""
@@ -128,10 +130,12 @@ class InboxWriter:
                 )
             except Exception as exc:
                 log.error("inbox write failed for %d pushes: %s", len(batch), exc)
+                self.last_error = str(exc) or type(exc).__name__
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
+                self.last_error = None
                 for (_, _, future), row_id in zip(batch, ids, strict=True):
                     if not future.done():
                         future.set_result(row_id)
@@ -294,8 +298,9 @@ async def handle_push(request: web.Request) -> web.Response:
 async def handle_health(request: web.Request) -> web.Response:
     """``GET /healthz``: 200 when pushes are stored and applied, else 503 with the reasons.
 
-    503 when the store cannot be read or written (the write is a real one: this process's
-    heartbeat, so a full disk or a read-only file shows), when the inbox is stalled (its
+    503 when the store cannot be read or written (the write is a real one, this process's
+    heartbeat, and the last push write must have succeeded: a full disk or a read-only file
+    shows), when the inbox is stalled (its
     oldest unprocessed push is older than ``[webhook] stall_seconds``), or when pushes are
     quarantined (``trackops inbox --failed`` lists them). ``problems`` names each.
     """
@@ -312,6 +317,9 @@ async def handle_health(request: web.Request) -> web.Response:
             await engine.heartbeat()
         except Exception as exc:
             problems.append(f"store not writable: {exc}")
+    writer_error = request.app[WRITER].last_error
+    if writer_error is not None:  # what real pushes met: e.g. a full disk the probe misses
+        problems.append(f"store not writable: the last pushes were not stored: {writer_error}")
     now = engine.clock()
     waited: float | None = None
     if stats is not None and stats.oldest_unprocessed_at is not None:

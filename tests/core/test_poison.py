@@ -502,3 +502,30 @@ async def test_pushed_control_and_bidi_characters_never_reach_a_channel(
         # The store keeps the data exactly as pushed.
         record = await lst.engine.store.get_shipment(CLEAN)
         assert record is not None and record.latest_event_description == z0["z"]
+
+
+async def test_healthz_reports_a_full_disk(target: Target, tmp_path: Path) -> None:
+    """SQLite's own "database or disk is full" (SQLITE_FULL), from a size cap on the file."""
+    if target.backend != "sqlite":
+        pytest.skip("the cap is SQLite's max_page_count")
+    from sqlalchemy import event
+
+    store = await target.open()
+    async with store._write() as conn:
+        (pages,) = (await conn.exec_driver_sql("PRAGMA page_count")).one()
+
+    def cap(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA max_page_count={pages + 2}")
+
+    event.listen(store._engine.sync_engine, "connect", cap)
+    await store._engine.dispose()  # every connection from now on is capped
+    try:
+        async with listening(target, tmp_path, store=store) as lst:
+            big = make_info(10, description="x" * 200_000)  # needs pages the file cannot get
+            assert await lst.post(push_body(CLEAN, big)) == 503
+            status, body = await lst.health()
+            assert status == 503
+            assert any("full" in p for p in body["problems"]), body["problems"]
+            assert body["store_failures"] == 1
+    finally:
+        await store.close()
