@@ -185,8 +185,10 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
     p = sub.add_parser("register", help="register tracking numbers")
     p.add_argument("numbers", nargs="*", metavar="NUMBER")
     p.add_argument("--file", type=Path, help="one number per line, or a CSV with a header")
-    p.add_argument("--carrier", type=_carrier_arg)
-    p.add_argument("--final-carrier", type=_carrier_arg)
+    p.add_argument(
+        "--carrier", type=_carrier_arg, help="17TRACK carrier code or name (`trackops carriers`)"
+    )
+    p.add_argument("--final-carrier", type=_carrier_arg, help="last-mile carrier, code or name")
     p.add_argument("--param", help="the carrier's extra parameter (postal code, phone, ...)")
     p.add_argument("--tag")
     p.add_argument("--order", help="your order number")
@@ -229,7 +231,12 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
     p.add_argument("tag")
     _json_flag(p)
 
-    p = sub.add_parser("sync", help="fetch the latest tracking info of every tracked shipment")
+    p = sub.add_parser(
+        "sync",
+        help="fetch the latest tracking info of every tracked shipment",
+        description="Fetch, apply and notify, 400 numbers at a time. On a terminal: a progress"
+        " bar; the first Ctrl-C stops after the current 400 and says what was done.",
+    )
     _json_flag(p)
 
     p = sub.add_parser("history", help="notification history")
