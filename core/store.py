@@ -649,6 +649,8 @@ def _superseded_v8(conn: Connection) -> None:
     conn.exec_driver_sql("DROP TABLE notifications_v7")
     for sql in index_sql:
         conn.exec_driver_sql(sql)
+
+
 _SEARCH_COLUMNS: Final = "number, order_number, email, tag"
 
 
