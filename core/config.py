@@ -115,6 +115,7 @@ class WebhookSettings:
     path: str = "/webhooks/17track"
     max_body_bytes: int = 1_048_576
     resync_hours: float = 0.0
+    inbox_retention_days: float = 7.0
     body_timeout: float = 10.0
     header_timeout: float = 15.0
     store_timeout: float = 5.0
@@ -532,6 +533,9 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         path=hook_r.string("path", WebhookSettings.path),
         max_body_bytes=hook_r.integer("max_body_bytes", WebhookSettings.max_body_bytes, minimum=1),
         resync_hours=hook_r.number("resync_hours", 0.0, strict=False),
+        inbox_retention_days=hook_r.number(
+            "inbox_retention_days", WebhookSettings.inbox_retention_days
+        ),
         body_timeout=hook_r.number("body_timeout", 10.0),
         header_timeout=hook_r.number("header_timeout", WebhookSettings.header_timeout),
         store_timeout=hook_r.number("store_timeout", WebhookSettings.store_timeout),

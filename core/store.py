@@ -2351,6 +2351,14 @@ class Store:
             failed=int(failed or 0),
         )
 
+    async def tombstones_prune(self, *, before: datetime) -> int:
+        """Forget deletion markers older than ``before`` (change feeds read them long since)."""
+        async with self._write() as conn:
+            result = await conn.execute(
+                tombstones.delete().where(tombstones.c.deleted_at < _naive(before))
+            )
+            return int(result.rowcount or 0)
+
     async def inbox_prune(self, *, before: datetime) -> int:
         """Delete processed pushes received before ``before``; returns how many."""
         async with self._write() as conn:

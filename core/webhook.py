@@ -392,6 +392,11 @@ async def _inbox_worker(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(process_loop(), name="trackops-inbox"),
         asyncio.create_task(engine.run_dispatcher(), name="trackops-dispatcher"),
     ]
+    tasks.append(
+        asyncio.create_task(
+            _prune_loop(engine, app[SETTINGS].webhook.inbox_retention_days), name="trackops-prune"
+        )
+    )
     resync = app[SETTINGS].webhook.resync_hours
     if resync > 0:
         tasks.append(asyncio.create_task(_resync_loop(engine, resync), name="trackops-resync"))
@@ -403,6 +408,27 @@ async def _inbox_worker(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def prune(engine: Engine, retention_days: float) -> tuple[int, int]:
+    """Delete applied pushes and deleted-shipment markers older than ``retention_days``;
+    (pushes, markers) deleted. Rows not applied yet, and quarantined ones, are kept."""
+    before = engine.clock() - timedelta(days=retention_days)
+    pushes = await engine.store.inbox_prune(before=before)
+    markers = await engine.store.tombstones_prune(before=before)
+    if pushes or markers:
+        log.info("pruned %d applied pushes and %d deletion markers", pushes, markers)
+    return pushes, markers
+
+
+async def _prune_loop(engine: Engine, retention_days: float) -> None:
+    """Prune now, then every hour (the inbox never grows without bound)."""
+    while True:
+        try:
+            await prune(engine, retention_days)
+        except Exception as exc:
+            log.warning("pruning the inbox failed; trying again in an hour: %s", exc)
+        await asyncio.sleep(3600)
 
 
 async def resync_quiet(engine: Engine, hours: float) -> list[str]:

@@ -261,3 +261,25 @@ async def test_the_search_index_follows_edits_and_short_texts_still_match(
     assert {r.number for r in short.items} >= {"RR000000013CN"}
     await service.engine.store.delete_shipment("RR000000003CN")
     assert (await service.shipments(ShipmentQuery(search="zoë.mar"), limit=5)).items == []
+
+
+async def test_pruning_keeps_recent_and_unapplied_pushes(tmp_path: Path) -> None:
+    from trackops.core.webhook import prune
+
+    clock = [BASE]
+    async with open_service(
+        settings_for(tmp_path), load_plugins=False, channels=[RecordingChannel("memory")],
+        clock=lambda: clock[0],
+    ) as svc:  # fmt: skip
+        store = svc.engine.store
+        old, recent, waiting = await store.inbox_add_many(
+            [(b"{}", BASE - days(9)), (b"{}", BASE - days(2)), (b"{}", BASE - days(9))]
+        )
+        await store.inbox_done_many([old, recent], processed_at=BASE)
+        await store.add_shipments([NewShipment(number="RR000000001CN")])
+        await store.delete_shipment("RR000000001CN")
+        assert await prune(svc.engine, 7) == (1, 0)  # the 9-day-old applied push only
+        clock[0] = BASE + days(60)  # everything applied is old by then
+        assert await prune(svc.engine, 7) == (1, 1)
+        # the push not applied yet stays, however old
+        assert [row.id for row in await store.inbox_pending(10)] == [waiting]
