@@ -119,8 +119,10 @@ async def _drain_seconds(port: int, limit: float = 120.0) -> float | None:
 
 
 async def _drive(target_cmd: list[str], port: int, args: argparse.Namespace) -> dict[str, object]:
+    # serve logs a line per push: its stderr must go somewhere that never fills up (a pipe
+    # nobody reads would block it).
     server = await asyncio.create_subprocess_exec(
-        *target_cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        *target_cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     try:
         await _wait_listening(port)
