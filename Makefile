@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/register_bulk.py
 	$(BIN)/python benchmarks/engine_apply.py
 	$(BIN)/python benchmarks/webhook_ingest.py
+	$(BIN)/python benchmarks/slack_ack.py
 
 mutation:
 	benchmarks/mutation.sh
