@@ -31,6 +31,7 @@ from trackops.core.config import (
     WebhookSettings,
 )
 from trackops.core.engine import Change, Engine, RegisterRequest
+from trackops.core.text import safe_text
 from trackops.plugins.console import ConsoleChannel
 
 __all__ = ["ConsoleChannel", "demo_numbers", "demo_settings", "run_demo"]
@@ -159,5 +160,6 @@ async def _print_changes(
         event = record.info.latest_event if record and record.info else None
         where = f" at {event.place}" if event and event.place else ""
         what = f": {event.description}" if event and event.description else ""
-        out.write(f"{change.number:15} {change.status.display:12}{where}{what}"[:160] + "\n")
+        line = f"{change.number:15} {change.status.display:12}{where}{what}"
+        out.write(safe_text(line)[:160] + "\n")  # carrier text: never raw on a terminal
         out.flush()
