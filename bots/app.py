@@ -28,7 +28,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -95,7 +95,6 @@ class SlackBot:
     service: Service
     settings: SlackBotSettings
     ack_budget: float = ACK_BUDGET
-    background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
     def admins(self) -> frozenset[str]:
@@ -171,13 +170,6 @@ class SlackBot:
         except Exception as exc:  # _safe turns failures into replies; this is belt and braces
             reply = Reply(f"Something went wrong: {type(exc).__name__}")
         await self.respond(respond, reply)
-
-    def spawn(self, work: Awaitable[Any], name: str) -> None:
-        """Run ``work`` after the acknowledgement, keeping a reference until it ends."""
-        task = asyncio.ensure_future(work)
-        task.set_name(name)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
 
 
 def _safe(task: asyncio.Future[Reply]) -> Reply:

@@ -21,6 +21,7 @@ from trackops.bots.blocks import (
     param_modal,
     plain,
     status_blocks,
+    text_blocks,
 )
 from trackops.bots.parse import (
     ADMIN_ACTIONS,
@@ -298,8 +299,6 @@ def outcome_reply(outcome: CommandOutcome, done: str) -> Reply:
             f" (code {rejected.error.code})"
         )
     text = "\n".join(lines) or "Nothing was done."
-    from trackops.bots.blocks import text_blocks
-
     fallback = plain(text.replace("*", "").replace("_", ""), 300)
     return Reply(fallback, blocks=text_blocks(text))
 
