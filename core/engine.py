@@ -579,7 +579,7 @@ class Engine:
                 for row in new_rows:
                     self._publish(Change("shipment", row.number, PackageStatus.NOT_FOUND))
                 # A number 17TRACK had forgotten (-18019902) and now took again: tracked again.
-                fresh = {item.number for item in result.accepted} - inserted
+                fresh = set(accepted) - inserted
                 if fresh:
                     known = await self.store.get_shipments(sorted(fresh))
                     for number, record in known.items():
@@ -588,6 +588,7 @@ class Engine:
                                 number, active=True, stopped_at=None, unknown_since=None
                             )
                             notes[number] = "registered again at 17TRACK; tracked again"
+                            self._publish(Change("shipment", number, record.status))
         return CommandOutcome(accepted=accepted, rejected=rejected, notes=notes)
 
     @staticmethod

@@ -24,7 +24,7 @@ from trackops.core.config import Settings
 from trackops.core.engine import Engine, RegisterRequest
 from trackops.core.sandbox import RunningSandbox, SandboxConfig, ScriptedEvent, running_sandbox
 from trackops.core.service import Service, ShipmentQuery
-from trackops.core.wire import NumberItem
+from trackops.core.wire import NumberItem, RegisterItem
 from trackops.core.wire import PackageStatus as S
 
 START = datetime(2026, 3, 2, 8, 0)
@@ -531,6 +531,15 @@ async def test_a_number_17track_forgot_is_marked_and_no_longer_fails_syncs(
     record = await engine.store.get_shipment(forgotten)
     assert record is not None and (record.active, record.unknown_since) == (True, None)
     assert (await engine.sync()).asked == 2
+
+    # Forgotten again, then registered at 17TRACK by someone else: -18019901 also brings it back.
+    await client.delete_track([gone])
+    assert (await engine.sync()).unknown == [forgotten]
+    await client.register([RegisterItem(number=forgotten)])
+    back = await engine.register([RegisterRequest(forgotten)])
+    assert back.accepted == [forgotten]
+    record = await engine.store.get_shipment(forgotten)
+    assert record is not None and (record.active, record.unknown_since) == (True, None)
 
 
 async def test_sync_stops_between_chunks_keeping_what_was_done(
