@@ -110,6 +110,11 @@ async def test_a_subscribed_channel_receives_the_alert_when_a_parcel_turns_alert
         e.get("action_id") for b in post.args["blocks"] for e in b.get("elements", ())
     }
 
+    # The history shows the alert's row, as `trackops history` does.
+    answer, _ = await world.command(f"history {BO}", user=USER)
+    history = str(answer.json()["blocks"])
+    assert f"*{BO}* · Alert · slack_bot → {ALERTS} · seller (default) · *sent*" in history
+
     world.sandbox.advance(3 * HOUR)  # CY: Undelivered, for the channel Slack does not know
     rows = await rows_settled(world, "slack_bot", 2)
     failed = next(r for r in rows if r.number == CY)
