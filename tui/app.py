@@ -1,0 +1,371 @@
+"""The dashboard application: ``make_app(service, settings)``.
+
+The app holds a ``Service`` and nothing else of the engine. It runs the service's change feed
+in a worker and coalesces it: changes are gathered for ``COALESCE`` seconds, then every screen
+gets one ``ShipmentsChanged``/``NotificationsChanged`` message, so a burst of pushes costs one
+refresh. Commands (register, stop, ...) run in exclusive workers, are recorded by the service
+with the actor ``tui``, and their failures show as notifications, never as a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from trackops.tui.detail import DetailScreen
+from trackops.tui.dialogs import CarrierDialog, ConfirmDialog, RegisterDialog, TextDialog
+from trackops.tui.format import STATUS_KEYS, clean
+from trackops.tui.help import HelpScreen
+from trackops.tui.main_screen import MainScreen
+from trackops.tui.messages import NotificationsChanged, ShipmentsChanged, StatusLineChanged
+
+if TYPE_CHECKING:
+    from trackops.core.config import Settings
+    from trackops.core.engine import CommandOutcome
+    from trackops.core.service import Change, Service
+
+__all__ = ["TrackopsApp", "make_app"]
+
+log = logging.getLogger("trackops.tui")
+
+ACTOR = "tui"
+Command = Literal["stop", "retrack", "delete"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class TrackopsApp(App[int]):
+    """The trackops dashboard over one ``Service``."""
+
+    CSS_PATH = "trackops.tcss"
+    TITLE = "trackops"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    COALESCE: ClassVar[float] = 0.25
+    STATUS_EVERY: ClassVar[float] = 2.0
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    def __init__(
+        self,
+        service: Service,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        config_path: Path | None = None,
+        live: bool = True,
+        title: str = "trackops",
+    ) -> None:
+        super().__init__()
+        self.service = service
+        self.settings = settings
+        self.clock = clock
+        self.config_path = config_path if config_path is not None else settings.path
+        self.live = live
+        self.title = title
+        self._pending_numbers: set[str] = set()
+        self._pending_all = False
+        self._pending_notes: set[int] = set()
+        self._flush_scheduled = False
+        self._seen_notes: set[int] = set()
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen())
+        if self.live:
+            self._follow_changes()
+            self._update_status_line()
+            self.set_interval(self.STATUS_EVERY, self._update_status_line)
+
+    # ------------------------------------------------------------------ errors
+
+    @contextmanager
+    def errors_shown(self, what: str) -> Iterator[None]:
+        """Show a failure inside the block as a notification instead of crashing."""
+        from trackops.core.service import TrackopsError
+
+        try:
+            yield
+        except TrackopsError as exc:
+            self.notify(clean(exc.message), title=what, severity="error", markup=False)
+        except Exception as exc:
+            log.warning("%s failed", what, exc_info=True)
+            self.notify(
+                clean(f"{type(exc).__name__}: {exc}"), title=what, severity="error", markup=False
+            )
+
+    # ------------------------------------------------------------------ live changes
+
+    @work(group="changes", exit_on_error=False)
+    async def _follow_changes(self) -> None:
+        with self.errors_shown("change feed"):
+            async for change in self.service.changes():
+                self.take_change(change)
+
+    def take_change(self, change: Change) -> None:
+        """Gather one change; the screens hear of it at the next flush."""
+        if change.kind == "shipment":
+            if change.number:
+                self._pending_numbers.add(change.number)
+            else:
+                self._pending_all = True
+        elif change.kind == "notification":
+            if change.notification_id is not None:
+                self._pending_notes.add(change.notification_id)
+            self._pending_all = self._pending_all or not change.number
+            if change.number:
+                self._pending_numbers.add(change.number)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.set_timer(self.COALESCE, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        numbers, self._pending_numbers = self._pending_numbers, set()
+        notes, self._pending_notes = self._pending_notes, set()
+        everything, self._pending_all = self._pending_all, False
+        if numbers or everything:
+            self.broadcast(ShipmentsChanged(frozenset() if everything else frozenset(numbers)))
+        if notes:
+            self.broadcast(NotificationsChanged(frozenset(notes)))
+            self._toast_alerts(frozenset(notes))
+
+    def broadcast(self, message: ShipmentsChanged | NotificationsChanged) -> None:
+        """Send ``message`` to every screen on the stack (the main screen stays current)."""
+        for screen in self.screen_stack:
+            screen.post_message(
+                type(message)(message.numbers)
+                if isinstance(message, ShipmentsChanged)
+                else type(message)(message.ids)
+            )
+
+    @work(group="toasts", exit_on_error=False)
+    async def _toast_alerts(self, ids: frozenset[int]) -> None:
+        with self.errors_shown("notifications"):
+            page = await self.service.history(limit=max(20, len(ids)))
+            for row in page.items:
+                if row.id not in ids or row.id in self._seen_notes:
+                    continue
+                self._seen_notes.add(row.id)
+                if row.audience == "seller" and row.to_status is not None:
+                    self.notify(
+                        clean(f"{row.number}: {row.to_status.display} ({row.condition})"),
+                        title="Seller alert",
+                        severity="warning",
+                        markup=False,
+                    )
+
+    @work(group="status-line", exclusive=True, exit_on_error=False)
+    async def _update_status_line(self) -> None:
+        try:
+            status = await self.service.status_line()
+        except Exception as exc:
+            text = f"status unavailable: {clean(exc)}"
+        else:
+            text = clean(status_text(status))
+        for screen in self.screen_stack:
+            screen.post_message(StatusLineChanged(text))
+
+    # ------------------------------------------------------------------ screens
+
+    def open_detail(self, number: str) -> None:
+        """Show one shipment's detail (``escape`` closes it)."""
+        self.push_screen(DetailScreen(number))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_history(self) -> None:
+        from trackops.tui.history import HistoryScreen
+
+        self.push_screen(HistoryScreen())
+
+    def action_stats(self) -> None:
+        from trackops.tui.stats import StatsScreen
+
+        self.push_screen(StatsScreen())
+
+    def action_settings(self) -> None:
+        from trackops.tui.settings_screen import SettingsScreen
+
+        self.push_screen(SettingsScreen(self.config_path))
+
+    async def action_quit(self) -> None:
+        self.exit(0)
+
+    # ------------------------------------------------------------------ commands
+
+    def _report(self, what: str, outcome: CommandOutcome) -> None:
+        if outcome.accepted:
+            shown = ", ".join(outcome.accepted[:3])
+            more = f" and {len(outcome.accepted) - 3} more" if len(outcome.accepted) > 3 else ""
+            self.notify(clean(f"{what}: {shown}{more}"), markup=False)
+        for rejected in outcome.rejected[:5]:
+            self.notify(
+                clean(f"{rejected.number}: {rejected.error.message} ({rejected.error.code})"),
+                title=f"{what}: refused",
+                severity="error",
+                markup=False,
+            )
+        self.broadcast(ShipmentsChanged(frozenset()))
+
+    @work(exclusive=True, group="command", exit_on_error=False)
+    async def run_command(self, command: Command, number: str) -> None:
+        """Stop, retrack or delete ``number`` after a confirmation."""
+        questions = {
+            "stop": (f"Stop tracking {number}?", "Stop"),
+            "retrack": (f"Track {number} again? (17TRACK allows this once per number)", "Retrack"),
+            "delete": (f"Delete {number} at 17TRACK and here? This cannot be undone.", "Delete"),
+        }
+        question, yes = questions[command]
+        if not await self.push_screen_wait(ConfirmDialog(clean(question), yes=yes)):
+            return
+        with self.errors_shown(command):
+            method = getattr(self.service, command)
+            outcome = await method([number], actor=ACTOR)
+            done = {"stop": "stopped", "retrack": "retracking", "delete": "deleted"}[command]
+            self._report(done, outcome)
+            if command == "delete" and isinstance(self.screen, DetailScreen):
+                self.screen.dismiss(None)
+
+    @work(exclusive=True, group="command", exit_on_error=False)
+    async def register_shipments(self) -> None:
+        """The register dialog, then the registration."""
+        requests = await self.push_screen_wait(RegisterDialog(self.service))
+        if not requests:
+            return
+        with self.errors_shown("register"):
+            self.notify(f"registering {len(requests)} number(s)…", timeout=2)
+            outcome = await self.service.register(requests, actor=ACTOR)
+            self._report("registered", outcome)
+
+    @work(exclusive=True, group="command", exit_on_error=False)
+    async def change_carrier(self, number: str, current: str = "") -> None:
+        """Pick a carrier, then change it."""
+        code = await self.push_screen_wait(CarrierDialog(self.service, number, current))
+        if code is None:
+            return
+        with self.errors_shown("change carrier"):
+            outcome = await self.service.change_carrier(number, code, actor=ACTOR)
+            self._report("carrier changed", outcome)
+
+    @work(exclusive=True, group="command", exit_on_error=False)
+    async def edit_tag(self, number: str, current: str = "") -> None:
+        """Ask for the tag, then save it."""
+        tag = await self.push_screen_wait(
+            TextDialog(f"Tag for {clean(number)}", current, placeholder="tag")
+        )
+        if tag is None:
+            return
+        with self.errors_shown("tag"):
+            outcome = await self.service.change_tag(number, tag.strip(), actor=ACTOR)
+            self._report("tag saved", outcome)
+
+    @work(exclusive=True, group="command", exit_on_error=False)
+    async def resend(self, notification_id: int) -> None:
+        """Send notification ``notification_id`` again, after a confirmation."""
+        if not await self.push_screen_wait(
+            ConfirmDialog(f"Send notification #{notification_id} again?", yes="Resend")
+        ):
+            return
+        with self.errors_shown("resend"):
+            row = await self.service.resend(notification_id, actor=ACTOR)
+            self.notify(clean(f"notification #{row.id}: {row.send_status}"), markup=False)
+            self.broadcast(NotificationsChanged(frozenset({row.id})))
+
+    @work(exclusive=True, group="sync", exit_on_error=False)
+    async def sync_now(self) -> None:
+        """Fetch the latest tracking info of every tracked shipment, with a progress bar."""
+        from trackops.tui.sync import SyncScreen
+
+        screen = SyncScreen()
+        await self.push_screen(screen)
+        try:
+            with self.errors_shown("sync"):
+                outcome = await self.service.sync(actor=ACTOR, progress=screen.progress)
+                self.notify(
+                    f"sync: {outcome.asked} asked, {outcome.applied} updated, "
+                    f"{outcome.notifications} notification(s), {len(outcome.rejected)} refused"
+                )
+        finally:
+            screen.dismiss(None)
+        self.broadcast(ShipmentsChanged(frozenset()))
+
+    # ------------------------------------------------------------------ command palette
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Register numbers", "Register tracking numbers", self.register_shipments
+        )
+        yield SystemCommand("Sync now", "Fetch the latest tracking info", self.sync_now)
+        yield SystemCommand("History", "Notification history", self.action_history)
+        yield SystemCommand("Statistics", "Deliveries, carriers, stuck parcels", self.action_stats)
+        yield SystemCommand("Settings", "Notifications settings", self.action_settings)
+        yield SystemCommand("Help", "Every key", self.action_help)
+        number = self._selected_number(screen)
+        if number:
+            for command in ("stop", "retrack", "delete"):
+                yield SystemCommand(
+                    f"{command.capitalize()} {number}",
+                    f"{command} the highlighted shipment",
+                    lambda c=command: self.run_command(c, number),  # type: ignore[misc]
+                )
+            yield SystemCommand(
+                f"Change carrier of {number}", "", lambda: self.change_carrier(number)
+            )
+            yield SystemCommand(f"Edit tag of {number}", "", lambda: self.edit_tag(number))
+        names = [(0, "all"), *((int(k), s.display) for k, s in STATUS_KEYS.items())]
+        for key, name in names:
+            yield SystemCommand(
+                f"Show {name}", f"status key {key}", lambda k=key: self._show_status(k)
+            )
+
+    def _selected_number(self, screen: Screen[object]) -> str | None:
+        if isinstance(screen, DetailScreen):
+            return screen.number
+        if isinstance(screen, MainScreen):
+            row = screen.table.highlighted
+            return row.number if row else None
+        return None
+
+    def _show_status(self, key: int) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.action_status(key)
+
+
+def status_text(status: object) -> str:
+    """The status line from the runtime's ``RuntimeStatus``."""
+    describe = getattr(status, "describe", None)
+    if callable(describe):
+        return str(describe())
+    return str(status)
+
+
+def make_app(
+    service: Service,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = _utcnow,
+    config_path: Path | None = None,
+    live: bool = True,
+    title: str = "trackops",
+) -> TrackopsApp:
+    """The dashboard over ``service``; ``settings`` is what the settings screen edits."""
+    return TrackopsApp(
+        service, settings, clock=clock, config_path=config_path, live=live, title=title
+    )
