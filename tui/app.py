@@ -22,7 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from trackops.tui.detail import DetailScreen
 from trackops.tui.dialogs import CarrierDialog, ConfirmDialog, RegisterDialog, TextDialog
-from trackops.tui.format import STATUS_KEYS, clean
+from trackops.tui.format import STATUS_KEYS, age, clean
 from trackops.tui.help import HelpScreen
 from trackops.tui.main_screen import MainScreen
 from trackops.tui.messages import NotificationsChanged, ShipmentsChanged, StatusLineChanged
@@ -30,7 +30,7 @@ from trackops.tui.messages import NotificationsChanged, ShipmentsChanged, Status
 if TYPE_CHECKING:
     from trackops.core.config import Settings
     from trackops.core.engine import CommandOutcome
-    from trackops.core.service import Change, Service
+    from trackops.core.service import Change, RuntimeStatus, Service
 
 __all__ = ["TrackopsApp", "make_app"]
 
@@ -99,7 +99,7 @@ class TrackopsApp(App[int]):
         try:
             yield
         except TrackopsError as exc:
-            self.notify(clean(exc.message), title=what, severity="error", markup=False)
+            self.notify(clean(str(exc)), title=what, severity="error", markup=False)
         except Exception as exc:
             log.warning("%s failed", what, exc_info=True)
             self.notify(
@@ -174,7 +174,7 @@ class TrackopsApp(App[int]):
         except Exception as exc:
             text = f"status unavailable: {clean(exc)}"
         else:
-            text = clean(status_text(status))
+            text = clean(status_text(status, self.clock()))
         for screen in self.screen_stack:
             screen.post_message(StatusLineChanged(text))
 
@@ -348,12 +348,20 @@ class TrackopsApp(App[int]):
                 screen.action_status(key)
 
 
-def status_text(status: object) -> str:
-    """The status line from the runtime's ``RuntimeStatus``."""
-    describe = getattr(status, "describe", None)
-    if callable(describe):
-        return str(describe())
-    return str(status)
+def status_text(status: RuntimeStatus, now: datetime) -> str:
+    """The status line: API rate limiter, last push, last sync, the store (masked)."""
+    if status.rate_available is None:
+        rate = f"API ≤{status.rate_limit:g}/s"
+    else:
+        rate = f"API {max(0.0, status.rate_available):.0f}/{status.rate_limit:g} req free"
+
+    def ago(when: datetime | None) -> str:
+        return f"{age(when, now)} ago" if when else "never"
+
+    return (
+        f"{rate} · last push {ago(status.last_push_at)} · last sync {ago(status.last_sync_at)}"
+        f" · store {status.store}"
+    )
 
 
 def make_app(

@@ -210,7 +210,7 @@ class RegisterDialog(ModalScreen[list[RegisterRequest] | None]):
         try:
             requests = self.requests()
         except TrackopsError as exc:
-            self._fail(exc.message)
+            self._fail(str(exc))
             return
         self.dismiss(requests)
 
@@ -258,7 +258,7 @@ class CarrierDialog(ModalScreen[int | None]):
         try:
             code = self.query_one(CarrierPicker).carrier_code()
         except TrackopsError as exc:
-            self.query_one("#error", Static).update(Text(clean(exc.message), style="bold red"))
+            self.query_one("#error", Static).update(Text(clean(str(exc)), style="bold red"))
             return
         if code is None:
             self.query_one("#error", Static).update(Text("choose a carrier", style="bold red"))

@@ -1,0 +1,317 @@
+"""The dashboard driven by Textual's Pilot over a real service, SQLite file and sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from textual.command import CommandPalette
+from textual.widgets import Input, Static, TextArea
+from trackops.core.wire import PackageStatus
+from trackops.tui.app import TrackopsApp, make_app
+from trackops.tui.detail import DetailScreen
+from trackops.tui.dialogs import ConfirmDialog, RegisterDialog
+from trackops.tui.help import HelpScreen
+from trackops.tui.main_screen import MainScreen
+from trackops.tui.table import ShipmentTable
+from trackops.tui.widgets import StatusCounts
+from tui_harness import HOSTILE, NOW, seed_numbers, wait_until
+
+SEEDED = len(seed_numbers()) + 1
+
+
+def app_for(service: Any, *, live: bool = False, config_path: Path | None = None) -> TrackopsApp:
+    return make_app(
+        service, service.settings, clock=lambda: NOW, live=live, config_path=config_path
+    )
+
+
+def table(app: TrackopsApp) -> ShipmentTable:
+    return app.screen.query_one(ShipmentTable)
+
+
+def shown(app: TrackopsApp) -> list[str]:
+    return [row.number for row in table(app).rows_shown]
+
+
+def statuses(app: TrackopsApp) -> set[PackageStatus]:
+    return {row.status for row in table(app).rows_shown}
+
+
+async def loaded(pilot: Any, count: int | None = None) -> None:
+    app = pilot.app
+    await wait_until(pilot, lambda: isinstance(app.screen, MainScreen) and table(app).row_count)
+    if count is not None:
+        await wait_until(pilot, lambda: table(app).row_count == count)
+
+
+async def test_main_screen_shows_every_shipment_and_the_counts(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        counts = app.screen.query_one(StatusCounts)
+        await wait_until(pilot, lambda: sum(counts.counts.values()) == SEEDED)
+        assert counts.counts[int(PackageStatus.DELIVERED)] == 3
+        assert counts.counts[int(PackageStatus.IN_TRANSIT)] == 4  # 3 + the hostile one
+        assert str(SEEDED) in app.screen.sub_title
+
+
+async def test_digits_show_one_status_in_code_order_and_zero_all(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        for key, status in zip("1234567", sorted(PackageStatus), strict=True):
+            await pilot.press(key)
+            await wait_until(pilot, lambda s=status: statuses(app) == {s})
+        await pilot.press("0")
+        await loaded(pilot, SEEDED)
+        assert len(statuses(app)) == 7
+
+
+async def test_search_filters_as_you_type_enter_keeps_escape_clears(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press("g", "i")  # the tag "gift": every third shipment
+        await wait_until(pilot, lambda: table(app).row_count == 7)
+        await pilot.press("f")
+        await wait_until(pilot, lambda: table(app).row_count == 7)
+        await pilot.press("enter")
+        assert isinstance(app.focused, ShipmentTable)
+        assert table(app).row_count == 7  # enter keeps the filter
+        await pilot.press("6")  # digits work on the table again, within the search
+        await wait_until(pilot, lambda: statuses(app) == {PackageStatus.DELIVERED})
+        await pilot.press("0", "slash", "x")
+        await wait_until(pilot, lambda: table(app).row_count == 0)
+        await pilot.press("escape")
+        assert isinstance(app.focused, ShipmentTable)
+        await loaded(pilot, SEEDED)  # escape cleared the filter
+        assert app.screen.query_one("#search", Input).value == ""
+
+
+async def test_search_by_order_and_email(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        await pilot.press("slash", *"A1004")
+        await wait_until(pilot, lambda: shown(app) == [seed_numbers()[4][0]])
+        await pilot.press("escape", "slash", *"buyer12@")
+        await wait_until(pilot, lambda: shown(app) == [seed_numbers()[12][0]])
+
+
+async def test_enter_opens_the_detail_with_timeline_and_escape_closes_it(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        await pilot.press("6")  # Delivered
+        await wait_until(pilot, lambda: statuses(app) == {PackageStatus.DELIVERED})
+        number = table(app).highlighted.number
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        detail = app.screen
+        await wait_until(pilot, lambda: detail.detail is not None)
+        timeline = detail.query_one("#timeline")
+        assert detail.number == number
+        assert timeline.row_count == 1
+        assert "Delivered, in the mailbox" in str(timeline.get_row_at(0)[3])
+        assert detail.query_one("#detail-notifications").row_count >= 1  # the buyer's email
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+
+
+async def test_register_through_the_dialog_and_see_the_row(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
+        dialog = app.screen
+        dialog.query_one("#numbers", TextArea).text = "RR555000111CN\n RR555000222CN \n\n"
+        dialog.query_one("#tag", Input).value = "from-tui"
+        dialog.query_one("#order", Input).value = "B-1"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await wait_until(pilot, lambda: "RR555000111CN" in shown(app), seconds=10)
+        assert "RR555000222CN" in shown(app)
+        detail = await service.shipment("RR555000222CN")
+        assert detail.shipment.tag == "from-tui" and detail.shipment.order == "B-1"
+        page = await service.audit(actor="tui")
+        assert any(row.action == "register" for row in page.items)
+
+
+async def test_the_register_dialog_validates_before_sending(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
+        dialog = app.screen
+        await pilot.press("ctrl+s")  # no number
+        error = dialog.query_one("#error", Static)
+        await wait_until(pilot, lambda: "at least one" in str(error.render()))
+        dialog.query_one("#numbers", TextArea).text = "RR555000333CN"
+        dialog.query_one("#carrier", Input).value = "no such carrier at all"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: "no such carrier" in str(error.render()).lower())
+        assert isinstance(app.screen, RegisterDialog)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+    assert (await service.count_shipments()) == SEEDED
+
+
+async def test_the_carrier_picker_searches_by_name_and_shows_the_param_hint(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
+        dialog = app.screen
+        await pilot.click("#carrier")
+        await pilot.press(*"china post")
+        options = dialog.query_one("#carrier-options")
+        await wait_until(pilot, lambda: options.option_count > 0)
+        await pilot.press("down", "enter")
+        assert dialog.query_one("#carrier", Input).value.lower().startswith("china")
+        await pilot.press("escape")
+
+
+async def test_stop_asks_first_and_then_stops(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        number = table(app).highlighted.number
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("n")  # no: nothing happens
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert (await service.shipment(number)).shipment.active
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        for _ in range(100):
+            if not (await service.shipment(number)).shipment.active:
+                break
+            await pilot.pause(0.05)
+        assert not (await service.shipment(number)).shipment.active
+        rows = lambda: {r.number: r for r in table(app).rows_shown}  # noqa: E731
+        await wait_until(pilot, lambda: not rows()[number].active)
+        page = await service.audit(actor="tui", action="stop")
+        assert [row.target for row in page.items] == [number]
+
+
+async def test_delete_from_the_detail_closes_it(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        number = table(app).highlighted.number
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), seconds=10)
+        await wait_until(pilot, lambda: number not in shown(app))
+    assert (await service.count_shipments()) == SEEDED - 1
+
+
+async def test_edit_tag(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        number = table(app).highlighted.number
+        await pilot.press("e")
+        box = await _focused_input(pilot)
+        box.value = ""
+        await pilot.press(*"urgent", "enter")
+        await wait_until(pilot, lambda: table(app).highlighted.tag == "urgent", seconds=10)
+    assert (await service.shipment(number)).shipment.tag == "urgent"
+
+
+async def _focused_input(pilot: Any) -> Input:
+    await wait_until(pilot, lambda: isinstance(pilot.app.focused, Input))
+    return pilot.app.focused
+
+
+async def test_help_palette_and_q_quits_with_status_zero(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"show deliv")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await wait_until(pilot, lambda: statuses(app) == {PackageStatus.DELIVERED})
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_outside_text_is_never_markup_nor_control_characters(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        row = table(app).get_row(HOSTILE)
+        cells = [cell.plain for cell in row]
+        event = next(c for c in cells if "FAKE" in c)
+        assert "[bold red]FAKE[/]" in event  # shown as typed, not as style
+        assert not any(ch in event for ch in "\x1b\x07\u202e")
+        assert any("[link]x[/link]" in c for c in cells)
+
+
+async def test_a_change_by_another_process_appears(service: Any, seeded: Any) -> None:
+    number = seed_numbers()[1][0]  # In transit
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+        from datetime import timedelta
+        from trackops.core.channels import RecordingChannel
+        from trackops.core.runtime import open_service
+        from pathlib import Path
+        from factories import settings_for
+        from trackops.core.wire import PackageStatus
+        from tui_harness import NOW, info_for
+
+        async def main():
+            settings = settings_for(Path("."), store_url={seeded.store.url!r})
+            async with open_service(
+                settings, clock=lambda: NOW, channels=[RecordingChannel("memory")],
+                load_plugins=False,
+            ) as service:
+                info = info_for(PackageStatus.DELIVERED, NOW, "Delivered to a neighbour", "Paris")
+                await service.engine.apply_track_infos([({number!r}, info)])
+
+        asyncio.run(main())
+        """
+    )
+    app = app_for(service, live=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        before = {r.number: r.status for r in table(app).rows_shown}
+        assert before[number] is PackageStatus.IN_TRANSIT
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, stderr=asyncio.subprocess.PIPE
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+
+        def moved() -> bool:
+            rows = {r.number: r for r in table(app).rows_shown}
+            return rows[number].status is PackageStatus.DELIVERED
+
+        await wait_until(pilot, moved, seconds=5)
+        counts = app.screen.query_one(StatusCounts).counts
+        await wait_until(pilot, lambda: counts is not app.screen.query_one(StatusCounts).counts)
+        assert app.screen.query_one(StatusCounts).counts[int(PackageStatus.DELIVERED)] == 4
