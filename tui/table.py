@@ -83,6 +83,8 @@ class ShipmentTable(DataTable[Text]):
         self.anchors: list[Anchor] = []
         self._layout_width = 0
         self._loading = False
+        self.generation = 0
+        """Counts the windows shown (tests and the benchmark wait for it to move)."""
 
     # ------------------------------------------------------------------ what is shown
 
@@ -147,6 +149,7 @@ class ShipmentTable(DataTable[Text]):
             self._loading = loading
 
     def _fill(self, keep: str | None, at: int | None) -> None:
+        self.generation += 1
         now = self.clock()
         self.clear()
         for row in self.rows_shown:
