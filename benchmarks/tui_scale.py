@@ -154,7 +154,7 @@ async def drive(db: Path, rounds: int) -> dict[str, Any]:
             await pilot.pause(0.2)
 
             details = []
-            for r in range(rounds):
+            for _ in range(rounds):
                 await pilot.press("down")
                 t0 = time.perf_counter()
                 await pilot.press("enter")
