@@ -47,7 +47,7 @@ def _utcnow() -> datetime:
 class TrackopsApp(App[int]):
     """The trackops dashboard over one ``Service``."""
 
-    CSS_PATH = "trackops.tcss"
+    CSS_PATH = str(Path(__file__).with_name("trackops.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "trackops"
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
     COALESCE: ClassVar[float] = 0.25
@@ -81,6 +81,8 @@ class TrackopsApp(App[int]):
         self._pending_notes: set[int] = set()
         self._flush_scheduled = False
         self._seen_notes: set[int] = set()
+        self.sync_progress: tuple[int, int] | None = None
+        """The last (done, total) of a sync run from the dashboard."""
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
@@ -293,9 +295,14 @@ class TrackopsApp(App[int]):
 
         screen = SyncScreen()
         await self.push_screen(screen)
+
+        def progress(done: int, total: int) -> None:
+            self.sync_progress = (done, total)
+            screen.progress(done, total)
+
         try:
             with self.errors_shown("sync"):
-                outcome = await self.service.sync(actor=ACTOR, progress=screen.progress)
+                outcome = await self.service.sync(actor=ACTOR, progress=progress)
                 self.notify(
                     f"sync: {outcome.asked} asked, {outcome.applied} updated, "
                     f"{outcome.notifications} notification(s), {len(outcome.rejected)} refused"

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from trackops.core.sandbox import RunningSandbox
     from trackops.core.service import Service
 
-__all__ = ["DemoRun", "demo_numbers", "pick_numbers", "run_demo", "running_demo"]
+__all__ = ["DemoRun", "bound_socket", "demo_numbers", "pick_numbers", "run_demo", "running_demo"]
 
 DEMO_KEY: Final = "demo-key"
 ACTOR: Final = "demo"
@@ -40,11 +40,12 @@ TRICKLE: Final = 20.0  # seconds between two new parcels
 _COUNTRIES: Final = ("CN", "US", "GB", "DE", "FR", "AU", "JP", "ES", "NL", "IT")
 
 
-def free_port() -> int:
-    """A free TCP port on loopback (the sandbox must know where to push before we listen)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def bound_socket() -> socket.socket:
+    """A loopback socket bound to a free port: the sandbox must know where to push before the
+    listener starts, and binding now leaves no window for another program to take the port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 def demo_numbers(count: int, seed: int = 0) -> list[str]:
@@ -129,14 +130,15 @@ async def running_demo(
     if workdir is None:
         workdir = Path(tempfile.mkdtemp(prefix="trackops-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    listener_port = free_port()
+    sock = bound_socket()
+    listener_port = int(sock.getsockname()[1])
     webhook_url = f"http://127.0.0.1:{listener_port}/webhooks/17track"
     sandbox_config = SandboxConfig(key=DEMO_KEY, webhook_url=webhook_url, speed=speed, seed=seed)
     async with running_sandbox(sandbox_config) as sandbox:
         config_path = workdir / "demo.toml"
         write_config(config_path, demo_config(workdir, sandbox.base_url, listener_port), force=True)
         settings = load_settings(config_path)
-        async with open_service(settings) as service, running(settings, service, listen=True):
+        async with open_service(settings) as service, running(service, listen=True, sock=sock):
             run = DemoRun(service, settings, sandbox, workdir, config_path)
             numbers = pick_numbers(shipments, seed)
             travelled, live = numbers[: len(numbers) // 2], numbers[len(numbers) // 2 :]

@@ -60,10 +60,11 @@ class DetailScreen(Screen[None]):
     def on_mount(self) -> None:
         self.title = f"Shipment {clean(self.number)}"
         timeline = self.query_one("#timeline", DataTable)
-        timeline.add_column("Time", width=19)
-        timeline.add_column("Carrier", width=16)
-        timeline.add_column("Location", width=20)
-        timeline.add_column("Event")
+        narrow = self.app.size.width < 120
+        timeline.add_column("Time", width=16)
+        timeline.add_column("Carrier", width=10 if narrow else 16)
+        timeline.add_column("Location", width=12 if narrow else 20)
+        timeline.add_column("Event", width=max(20, self.app.size.width - (50 if narrow else 70)))
         notes = self.query_one("#detail-notifications", DataTable)
         for label, width in (
             ("#", 5),

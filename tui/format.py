@@ -1,18 +1,17 @@
 """How values look on the dashboard: status colours and icons, ages, countries, safe text.
 
 Everything a carrier, a merchant or a push wrote is data: it becomes a ``rich.text.Text``
-(never parsed as markup) with control characters removed, so a hostile description can
+(never parsed as markup) made safe by ``trackops.core.text.safe_text``, so a hostile description can
 neither restyle the screen nor move the terminal's cursor.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import datetime, timedelta
 from typing import Final
 
 from rich.text import Text
+from trackops.core.text import safe_text
 from trackops.core.wire import PackageStatus
 
 __all__ = [
@@ -40,16 +39,11 @@ _STYLES: Final[dict[PackageStatus, tuple[str, str]]] = {
     PackageStatus.ALERT: ("▲", "bold red"),
 }
 
-# C0/C1 controls, DEL, and the bidi overrides/isolates that reorder what follows them.
-_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
 
 def clean(value: object, *, limit: int | None = None) -> str:
-    """``value`` as one line of printable text: controls become spaces, runs of blanks one."""
-    if value is None:
-        return ""
-    text = _CONTROL.sub(" ", unicodedata.normalize("NFC", str(value)))
-    text = " ".join(text.split())
+    """``value`` as one line of safe text (``core.text.safe_text``: control characters shown
+    as control pictures, bidi overrides removed), runs of blanks made one."""
+    text = " ".join(safe_text(value).split())
     if limit is not None and len(text) > limit:
         text = text[: max(0, limit - 1)] + "…"
     return text

@@ -39,7 +39,7 @@ async def _run_tui(args: argparse.Namespace, ctx: CliContext) -> int:
     async with ctx.open_service() as service, contextlib.AsyncExitStack() as stack:
         if args.sync_every > 0:
             await stack.enter_async_context(
-                running(ctx.settings, service, listen=False, sync_every=args.sync_every * 60)
+                running(service, listen=False, sync_every=args.sync_every * 60)
             )
         app = make_app(service, ctx.settings, config_path=ctx.config_path)
         await app.run_async()

@@ -50,6 +50,14 @@ class StatusCounts(Static):
 
     def _redraw(self) -> None:
         total = sum(self.counts.values())
+        width = self.size.width or 160
+        line = self._line(total, compact=False)
+        if line.cell_len > width:
+            line = self._line(total, compact=True)
+        self.update(Group(line, self._bar(total)))
+
+    def _line(self, total: int, *, compact: bool) -> Text:
+        """``0 All 22 │ 1 ? Not found 3 │ ...``; compact: icons without names."""
         line = Text(no_wrap=True, overflow="ellipsis")
         self._spans = []
         entries: list[tuple[str, PackageStatus | None, str, str, int]] = [
@@ -57,19 +65,22 @@ class StatusCounts(Static):
         ]
         for key, status in STATUS_KEYS.items():
             icon, colour, name = status_style(status)
-            entries.append((key, status, f"{icon} {name}", colour, self.counts.get(status, 0)))
-        unknown = sum(v for k, v in self.counts.items() if k not in {int(s) for s in PackageStatus})
+            label = icon if compact else f"{icon} {name}"
+            entries.append((key, status, label, colour, self.counts.get(status, 0)))
+        known = {int(s) for s in PackageStatus}
+        unknown = sum(v for k, v in self.counts.items() if k not in known)
+        pad = "" if compact else " "
         for key, status, label, colour, count in entries:
             start = line.cell_len
             chosen = status == self.selected
-            line.append(f" {key} ", style="reverse bold" if chosen else "bold")
+            line.append(f"{pad}{key}{pad}", style="reverse bold" if chosen else "bold")
             line.append(f" {label} ", style=colour + (" underline" if chosen else ""))
-            line.append(f"{count} ", style="bold" if chosen else "")
+            line.append(f"{count}{pad}", style="bold" if chosen else "")
             self._spans.append((start, line.cell_len, status))
-            line.append("│", style="dim")
+            line.append(" │ " if compact else "│", style="dim")
         if unknown:
             line.append(f" # other {unknown} ", style="white on red")
-        self.update(Group(line, self._bar(total)))
+        return line
 
     def _bar(self, total: int) -> Text:
         width = max(10, self.size.width or 80)

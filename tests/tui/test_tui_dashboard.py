@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ async def test_search_filters_as_you_type_enter_keeps_escape_clears(service: Any
         assert table(app).row_count == 7  # enter keeps the filter
         await pilot.press("6")  # digits work on the table again, within the search
         await wait_until(pilot, lambda: statuses(app) == {PackageStatus.DELIVERED})
-        await pilot.press("0", "slash", "x")
+        await pilot.press("0", "slash", "z", "z", "z")
         await wait_until(pilot, lambda: table(app).row_count == 0)
         await pilot.press("escape")
         assert isinstance(app.focused, ShipmentTable)
@@ -105,23 +106,28 @@ async def test_search_by_order_and_email(service: Any) -> None:
 
 
 async def test_enter_opens_the_detail_with_timeline_and_escape_closes_it(service: Any) -> None:
+    number = seed_numbers()[1][0]  # In transit: its first sync notified the buyer
     app = app_for(service)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot, SEEDED)
-        await pilot.press("6")  # Delivered
-        await wait_until(pilot, lambda: statuses(app) == {PackageStatus.DELIVERED})
-        number = table(app).highlighted.number
+        await pilot.press("slash", *number, "enter")
+        await wait_until(pilot, lambda: shown(app) == [number])
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
         detail = app.screen
         await wait_until(pilot, lambda: detail.detail is not None)
-        timeline = detail.query_one("#timeline")
         assert detail.number == number
+        timeline = detail.query_one("#timeline")
         assert timeline.row_count == 1
-        assert "Delivered, in the mailbox" in str(timeline.get_row_at(0)[3])
-        assert detail.query_one("#detail-notifications").row_count >= 1  # the buyer's email
+        time, _, location, event = (str(cell) for cell in timeline.get_row_at(0))
+        assert (location, event) == ("Shenzhen", "Departed from the sorting centre")
+        assert time == (NOW - timedelta(hours=6)).strftime("%Y-%m-%d %H:%M")  # as given
+        notes = detail.query_one("#detail-notifications")
+        assert notes.row_count == 1  # the buyer's email
+        assert "sent" in [str(cell) for cell in notes.get_row_at(0)]
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert shown(app) == [number]  # the search is kept behind the detail
 
 
 async def test_register_through_the_dialog_and_see_the_row(service: Any) -> None:
@@ -312,6 +318,5 @@ async def test_a_change_by_another_process_appears(service: Any, seeded: Any) ->
             return rows[number].status is PackageStatus.DELIVERED
 
         await wait_until(pilot, moved, seconds=5)
-        counts = app.screen.query_one(StatusCounts).counts
-        await wait_until(pilot, lambda: counts is not app.screen.query_one(StatusCounts).counts)
-        assert app.screen.query_one(StatusCounts).counts[int(PackageStatus.DELIVERED)] == 4
+        counts = app.screen.query_one(StatusCounts)
+        await wait_until(pilot, lambda: counts.counts[int(PackageStatus.DELIVERED)] == 4)

@@ -18,7 +18,10 @@ from trackops.tui.main_screen import MainScreen
 from trackops.tui.settings_screen import SettingsScreen
 from trackops.tui.stats import StatsScreen
 from trackops.tui.sync import SyncScreen
-from tui_harness import NOW, seed_store, wait_until
+from tui_harness import NOW, seed_numbers, seed_store, wait_until
+
+
+SEEDED = len(seed_numbers()) + 1
 
 
 def app_for(service: Any, config_path: Path | None = None) -> TrackopsApp:
@@ -84,17 +87,13 @@ async def test_sync_now_shows_progress_then_a_summary(service: Any) -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await main_loaded(pilot)
         await pilot.press("y")
-        seen: list[bool] = []
         await wait_until(
-            pilot,
-            lambda: (
-                seen.append(isinstance(app.screen, SyncScreen))
-                or any("sync:" in str(n.message) for n in app._notifications)
-            ),
-            seconds=15,
+            pilot, lambda: any("sync:" in str(n.message) for n in app._notifications), seconds=15
         )
-        assert any(seen)
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert app.sync_progress == (SEEDED, SEEDED)  # the bar reached its end
+        note = next(str(n.message) for n in app._notifications if "sync:" in str(n.message))
+        assert f"{SEEDED} asked" in note
     assert (await service.audit(actor="tui", action="sync")).items
 
 
@@ -126,14 +125,17 @@ async def test_resend_a_failed_notification_from_the_history(failing: Any) -> No
         await pilot.press("f")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
         await pilot.press("y")
-        await wait_until(
+        await wait_until(  # a new history row, sent this time; the failed one stays
             pilot,
-            lambda: (
-                isinstance(app.screen, HistoryScreen)
-                and any(r.id == first.id and r.send_status == "sent" for r in app.screen.rows)
+            lambda: isinstance(app.screen, HistoryScreen)
+            and any(
+                r.id > first.id and r.recipient == first.recipient and r.send_status == "sent"
+                for r in app.screen.rows
             ),
             seconds=10,
         )
+        assert any(r.id == first.id and r.send_status == "failed" for r in app.screen.rows)
+    assert (await failing.audit(actor="tui", action="resend")).items
 
 
 COMMENTED = """\
