@@ -37,7 +37,7 @@ __all__ = ["DemoRun", "bound_socket", "demo_numbers", "pick_numbers", "run_demo"
 DEMO_KEY: Final = "demo-key"
 ACTOR: Final = "demo"
 TRICKLE: Final = 20.0  # seconds between two new parcels
-_COUNTRIES: Final = ("CN", "US", "GB", "DE", "FR", "AU", "JP", "ES", "NL", "IT")
+_COUNTRIES: Final = ("CN", "US", "GB", "DE", "FR", "AU", "JP", "ES", "CA", "IT")
 
 
 def bound_socket() -> socket.socket:
@@ -133,7 +133,9 @@ async def running_demo(
     sock = bound_socket()
     listener_port = int(sock.getsockname()[1])
     webhook_url = f"http://127.0.0.1:{listener_port}/webhooks/17track"
-    sandbox_config = SandboxConfig(key=DEMO_KEY, webhook_url=webhook_url, speed=speed, seed=seed)
+    sandbox_config = SandboxConfig(
+        key=DEMO_KEY, webhook_url=webhook_url, speed=speed, seed=seed, rate_limit=10
+    )
     async with running_sandbox(sandbox_config) as sandbox:
         config_path = workdir / "demo.toml"
         write_config(config_path, demo_config(workdir, sandbox.base_url, listener_port), force=True)
@@ -201,11 +203,13 @@ async def run_demo(
         try:
             if front is None:
                 from trackops.tui.app import make_app
+                from trackops.tui.logs import logging_beside
 
                 app = make_app(
                     run.service, run.settings, config_path=run.config_path, title="trackops demo"
                 )
-                await app.run_async()
+                with logging_beside(app, run.workdir / "demo.log"):
+                    await app.run_async()
                 code = app.return_code or 0
             else:
                 code = await front(run)

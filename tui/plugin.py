@@ -32,6 +32,7 @@ def _configure_tui(parser: argparse.ArgumentParser) -> None:
 async def _run_tui(args: argparse.Namespace, ctx: CliContext) -> int:
     from trackops.core.runtime import running
     from trackops.tui.app import make_app
+    from trackops.tui.logs import logging_beside
 
     if args.sync_every < 0:
         raise ValueError("--sync-every: expected minutes >= 0")
@@ -42,7 +43,8 @@ async def _run_tui(args: argparse.Namespace, ctx: CliContext) -> int:
                 running(service, listen=False, sync_every=args.sync_every * 60)
             )
         app = make_app(service, ctx.settings, config_path=ctx.config_path)
-        await app.run_async()
+        with logging_beside(app):
+            await app.run_async()
         return app.return_code or 0
 
 

@@ -127,10 +127,12 @@ async def test_resend_a_failed_notification_from_the_history(failing: Any) -> No
         await pilot.press("y")
         await wait_until(  # a new history row, sent this time; the failed one stays
             pilot,
-            lambda: isinstance(app.screen, HistoryScreen)
-            and any(
-                r.id > first.id and r.recipient == first.recipient and r.send_status == "sent"
-                for r in app.screen.rows
+            lambda: (
+                isinstance(app.screen, HistoryScreen)
+                and any(
+                    r.id > first.id and r.recipient == first.recipient and r.send_status == "sent"
+                    for r in app.screen.rows
+                )
             ),
             seconds=10,
         )
