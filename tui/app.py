@@ -184,7 +184,12 @@ class TrackopsApp(App[int]):
 
     def open_detail(self, number: str) -> None:
         """Show one shipment's detail (``escape`` closes it)."""
-        self.push_screen(DetailScreen(number))
+        if not self.is_screen_installed("detail"):
+            self.install_screen(DetailScreen(), "detail")
+        screen = self.get_screen("detail")
+        assert isinstance(screen, DetailScreen)
+        screen.show(number)
+        self.push_screen(screen)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -28,7 +28,11 @@ def _when(value: datetime | None) -> str:
 
 
 class DetailScreen(Screen[None]):
-    """The detail of one shipment; ``escape`` closes it."""
+    """The detail of one shipment; ``escape`` closes it.
+
+    The app installs one instance and shows it again for each shipment (``show``): building
+    a screen's widgets and styles costs more than reading the shipment.
+    """
 
     app: TrackopsApp  # type: ignore[assignment]
 
@@ -42,10 +46,21 @@ class DetailScreen(Screen[None]):
         Binding("f", "resend", "Resend failed"),
     ]
 
-    def __init__(self, number: str) -> None:
+    def __init__(self, number: str = "") -> None:
         super().__init__(id="detail")
         self.number = number
         self.detail: ShipmentDetail | None = None
+
+    def show(self, number: str) -> None:
+        """Show ``number`` next time the screen is pushed (or now, when it is shown)."""
+        if number != self.number:
+            self.detail = None
+        self.number = number
+        if self.is_mounted:
+            self.title = f"Shipment {clean(number)}"
+
+    def on_screen_resume(self) -> None:
+        self.load()
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="▣")
@@ -59,6 +74,7 @@ class DetailScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.title = f"Shipment {clean(self.number)}"
+        self.query_one("#timeline", DataTable).focus()
         timeline = self.query_one("#timeline", DataTable)
         narrow = self.app.size.width < 120
         timeline.add_column("Time", width=16)
@@ -77,7 +93,6 @@ class DetailScreen(Screen[None]):
             ("Reason", None),
         ):
             notes.add_column(label, width=width)
-        self.load()
 
     @work(exclusive=True, group="detail")
     async def load(self) -> None:
@@ -158,11 +173,12 @@ class DetailScreen(Screen[None]):
             )
 
     def on_shipments_changed(self, message: ShipmentsChanged) -> None:
-        if not message.numbers or self.number in message.numbers:
+        if self.is_current and (not message.numbers or self.number in message.numbers):
             self.load()
 
     def on_notifications_changed(self, message: NotificationsChanged) -> None:
-        self.load()
+        if self.is_current:
+            self.load()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -101,28 +101,36 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------------ loading
 
     @work(exclusive=True, group="query")
-    async def _apply_query(self) -> None:
-        from trackops.core.service import ShipmentQuery
-
+    async def _apply_query(self, recount: bool = True) -> None:
         with self.app.errors_shown("shipments"):
             await self.table.set_query(self.query_for_table())
-            counts = await self.app.service.status_counts(ShipmentQuery(search=self.search or None))
-            self.query_one(StatusCounts).show_counts(counts)
-            total = sum(counts.values())
-            shown = counts.get(self.status, 0) if self.status is not None else total
-            self.sub_title = f"{shown} shipments · {self._describe()}"
+            self._show_total()
+            if recount:
+                self._count()
 
     @work(exclusive=True, group="refresh")
     async def _refresh(self) -> None:
-        from trackops.core.service import ShipmentQuery
-
         with self.app.errors_shown("refresh"):
             await self.table.refresh_rows()
-            counts = await self.app.service.status_counts(ShipmentQuery(search=self.search or None))
+            self._count()
+
+    @work(exclusive=True, group="counts")
+    async def _count(self) -> None:
+        """Counts per status for the current search (the bar shows what each key would)."""
+        from trackops.core.service import ShipmentQuery
+
+        with self.app.errors_shown("counts"):
+            counts = await self.app.service.status_counts(
+                ShipmentQuery(search=self.search or None)
+            )
             self.query_one(StatusCounts).show_counts(counts)
-            total = sum(counts.values())
-            shown = counts.get(self.status, 0) if self.status is not None else total
-            self.sub_title = f"{shown} shipments · {self._describe()}"
+            self._show_total()
+
+    def _show_total(self) -> None:
+        counts = self.query_one(StatusCounts).counts
+        total = sum(counts.values())
+        shown = counts.get(int(self.status), 0) if self.status is not None else total
+        self.sub_title = f"{shown} shipments · {self._describe()}"
 
     @work(exclusive=True, group="notifications")
     async def _load_notifications(self) -> None:
@@ -144,13 +152,13 @@ class MainScreen(Screen[None]):
     def action_status(self, key: int) -> None:
         self.status = STATUS_KEYS.get(str(key)) if key else None
         self.query_one(StatusCounts).selected = self.status
-        self._apply_query()
+        self._apply_query(recount=False)  # the counts are per search, not per status
 
     @on(StatusCounts.Picked)
     def _picked(self, event: StatusCounts.Picked) -> None:
         self.status = event.status
         self.query_one(StatusCounts).selected = self.status
-        self._apply_query()
+        self._apply_query(recount=False)
 
     def action_search(self) -> None:
         box = self.query_one("#search", Input)
@@ -184,7 +192,7 @@ class MainScreen(Screen[None]):
     def action_sort(self) -> None:
         self.sort = _SORTS[(_SORTS.index(self.sort) + 1) % len(_SORTS)]
         self.notify(f"sorted by {self.sort}", timeout=2)
-        self._apply_query()
+        self._apply_query(recount=False)
 
     @on(DataTable.RowSelected, "#shipments")
     def _open(self, event: DataTable.RowSelected) -> None:

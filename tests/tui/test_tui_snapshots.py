@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from trackops.tui.main_screen import MainScreen
+from trackops.tui.widgets import StatusCounts
 from tui_harness import StoreApp, seeded_file, wait_until
 
 SIZES = [pytest.param((160, 48), id="160x48"), pytest.param((80, 24), id="80x24")]
@@ -19,7 +20,7 @@ async def _loaded(pilot: Any) -> None:
     app = pilot.app
     await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
     await wait_until(pilot, lambda: app.screen.table.row_count > 0)
-    await wait_until(pilot, lambda: app.screen.sub_title != "")
+    await wait_until(pilot, lambda: sum(app.screen.query_one(StatusCounts).counts.values()) > 0)
     await pilot.pause(0.1)
 
 
