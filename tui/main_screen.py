@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label
+from textual.widgets import Footer, Header, Input, Label
 from trackops.core.wire import PackageStatus
 from trackops.tui.format import STATUS_KEYS, clean
 from trackops.tui.messages import NotificationsChanged, ShipmentsChanged, StatusLineChanged
@@ -120,9 +120,7 @@ class MainScreen(Screen[None]):
         from trackops.core.service import ShipmentQuery
 
         with self.app.errors_shown("counts"):
-            counts = await self.app.service.status_counts(
-                ShipmentQuery(search=self.search or None)
-            )
+            counts = await self.app.service.status_counts(ShipmentQuery(search=self.search or None))
             self.query_one(StatusCounts).show_counts(counts)
             self._show_total()
 
@@ -194,10 +192,9 @@ class MainScreen(Screen[None]):
         self.notify(f"sorted by {self.sort}", timeout=2)
         self._apply_query(recount=False)
 
-    @on(DataTable.RowSelected, "#shipments")
-    def _open(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value is not None:
-            self.app.open_detail(str(event.row_key.value))
+    @on(ShipmentTable.RowSelected)
+    def _open(self, event: ShipmentTable.RowSelected) -> None:
+        self.app.open_detail(event.number)
 
     def _current(self) -> str | None:
         row = self.table.highlighted

@@ -1,11 +1,19 @@
 """The shipments table: a window of rows paged from the service by keyset, never all of them.
 
-Textual's ``DataTable`` keeps every row it is given, and loading 100,000 of them takes tens of
-seconds (Textual issue #1892). This table holds at most ``MAX_PAGES`` pages of ``PAGE`` rows:
-moving the cursor onto the window's last (first) row fetches the next (previous) page with the
-service's ``after=``/``before=`` cursors and drops a page at the other end; ``end``/``home``
-jump to the last/first page (``from_end=True``). A refresh re-reads the same window from the
-cursor it started at and keeps the cursor on the same shipment when it is still there.
+Two costs decide how big tables feel, and this widget avoids both:
+
+* Loading: Textual's ``DataTable`` keeps every row it is given, and 100,000 of them take tens
+  of seconds (Textual issue #1892). This table holds at most ``MAX_PAGES`` pages of ``PAGE``
+  rows: moving the cursor onto the window's last (first) row fetches the next (previous) page
+  with the service's ``after=``/``before=`` cursors and drops a page at the other end;
+  ``end``/``home`` jump to the last/first page (``from_end=True``). A refresh re-reads the same
+  window from the cursor it started at and keeps the cursor on the same shipment.
+* Painting: ``DataTable`` renders each cell through Rich's console (about a millisecond a
+  cell), so a new window of 40 visible rows cost a quarter of a second on a busy machine. This
+  is a Line API widget: each visible line is a handful of ``Segment``s cut to fixed column
+  widths, built only when it is painted.
+
+Measured with ``benchmarks/tui_scale.py`` (figures in README).
 """
 
 from __future__ import annotations
@@ -15,13 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from rich.text import Text
-from textual import work
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events, work
 from textual.binding import Binding, BindingType
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
-from trackops.tui.format import age, route, safe, status_text
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from trackops.tui.format import age, clean, route, status_style
 
 if TYPE_CHECKING:
     from trackops.core.service import Page, Service, ShipmentQuery, ShipmentRow
@@ -32,138 +44,284 @@ Anchor = tuple[Literal["start", "after", "before", "end"], str | None]
 
 
 @dataclass(frozen=True)
-class _Column:
+class Column:
+    """One column: key, header label, width in cells (0: what is left)."""
+
     key: str
     label: str
-    width: int  # 0: takes what is left
+    width: int
 
 
-# Widths for a 160-column terminal; narrower terminals shrink the event column first.
-_COLUMNS: tuple[_Column, ...] = (
-    _Column("number", "Number", 16),
-    _Column("carrier", "Carrier", 14),
-    _Column("route", "Route", 7),
-    _Column("status", "Status", 13),
-    _Column("event", "Latest event", 0),
-    _Column("age", "Age", 4),
-    _Column("tag", "Tag / order", 12),
+# Widths for a wide terminal; narrower ones drop carrier and route and shrink the event column.
+COLUMNS: tuple[Column, ...] = (
+    Column("number", "Number", 16),
+    Column("carrier", "Carrier", 14),
+    Column("route", "Route", 7),
+    Column("status", "Status", 13),
+    Column("event", "Latest event", 0),
+    Column("age", "Age", 4),
+    Column("tag", "Tag / order", 12),
 )
 _NARROW_HIDDEN = frozenset({"carrier", "route"})
+Cell = tuple[str, Style]
 
 
-class ShipmentTable(DataTable[Text]):
+def fit(text: str, width: int) -> str:
+    """``text`` padded or cut (with ``…``) to exactly ``width`` cells."""
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, max(0, width - 1)) + "…" if width else ""
+
+
+class ShipmentTable(ScrollView, can_focus=True):
     """Shipments for one ``ShipmentQuery``, a window of pages at a time."""
 
-    PAGE: ClassVar[int] = 100
+    PAGE: ClassVar[int] = 60
     MAX_PAGES: ClassVar[int] = 3
 
+    DEFAULT_CSS = """
+    ShipmentTable {
+        background: $surface;
+        overflow-x: hidden;
+    }
+    ShipmentTable > .shipment-table--header {
+        text-style: bold;
+        background: $panel;
+        color: $foreground;
+    }
+    ShipmentTable > .shipment-table--even {
+        background: $surface-lighten-1 20%;
+    }
+    ShipmentTable > .shipment-table--cursor {
+        background: $block-cursor-blurred-background;
+    }
+    ShipmentTable:focus > .shipment-table--cursor {
+        background: $block-cursor-background;
+        color: $block-cursor-foreground;
+        text-style: bold;
+    }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "shipment-table--header",
+        "shipment-table--even",
+        "shipment-table--cursor",
+    }
+
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("home", "first_page", "First", show=False),
-        Binding("end", "last_page", "Last", show=False),
-        Binding("g", "first_page", "First", show=False),
-        Binding("G", "last_page", "Last", show=False),
+        Binding("enter", "select", "Open", show=False),
+        Binding("up,k", "move(-1)", "Up", show=False),
+        Binding("down,j", "move(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home,g", "first_page", "First", show=False),
+        Binding("end,G", "last_page", "Last", show=False),
     ]
 
+    cursor_row: reactive[int] = reactive(0, always_update=True)
+
+    class RowSelected(Message):
+        """``enter`` (or a click on the highlighted row) on a shipment."""
+
+        def __init__(self, table: ShipmentTable, number: str) -> None:
+            super().__init__()
+            self.table = table
+            self.number = number
+
+        @property
+        def control(self) -> ShipmentTable:
+            return self.table
+
     class Loaded(Message):
-        """A window of rows is on screen (``total`` rows match the query)."""
+        """A new window of rows is shown."""
 
         def __init__(self, table: ShipmentTable, rows: int) -> None:
             super().__init__()
             self.table = table
             self.rows = rows
 
+        @property
+        def control(self) -> ShipmentTable:
+            return self.table
+
     def __init__(
         self, service: Service, query: ShipmentQuery, *, clock: Callable[[], datetime], **kw: str
     ) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        super().__init__(**kw)
         self.service = service
         self.query = query
         self.clock = clock
         self.pages: list[Page[ShipmentRow]] = []
         self.anchors: list[Anchor] = []
-        self._layout_width = 0
-        self._loading = False
         self.generation = 0
         """Counts the windows shown (tests and the benchmark wait for it to move)."""
+        self._rows: list[ShipmentRow] = []
+        self._cells: list[dict[str, Cell]] = []
+        self._index: dict[str, int] = {}
+        self._loading = False
 
     # ------------------------------------------------------------------ what is shown
 
     @property
     def rows_shown(self) -> list[ShipmentRow]:
         """The rows in the window, top to bottom."""
-        return [row for page in self.pages for row in page.items]
+        return self._rows
+
+    @property
+    def row_count(self) -> int:
+        """How many rows the window holds."""
+        return len(self._rows)
 
     @property
     def highlighted(self) -> ShipmentRow | None:
         """The shipment under the cursor (None for an empty table)."""
-        rows = self.rows_shown
-        if not rows or not 0 <= self.cursor_row < len(rows):
-            return None
-        return rows[self.cursor_row]
+        if 0 <= self.cursor_row < len(self._rows):
+            return self._rows[self.cursor_row]
+        return None
 
-    def on_mount(self) -> None:
-        self._build_columns()
+    def row_index(self, number: str) -> int | None:
+        """Where ``number`` is in the window (None: not in it)."""
+        return self._index.get(number)
 
-    def on_resize(self) -> None:
-        if self._column_widths(self.size.width) != self._column_widths(self._layout_width):
-            self._build_columns()
-            self._render_rows(keep=self.highlighted.number if self.highlighted else None)
+    def cells(self, number: str) -> list[str]:
+        """The texts shown in ``number``'s row, column by column (for tests)."""
+        index = self._index[number]
+        return [self._cells[index][c.key][0] for c in self.columns()]
 
-    def _column_widths(self, width: int) -> list[tuple[_Column, int]]:
-        narrow = width < 110
-        shown = [c for c in _COLUMNS if not (narrow and c.key in _NARROW_HIDDEN)]
-        fixed = sum(c.width for c in shown) + 2 * len(shown)  # cell padding
-        rest = max(12, width - fixed - 2)  # scrollbar
+    def columns(self) -> list[Column]:
+        """The columns shown at the widget's width."""
+        return [c for c, _ in self.layout()]
+
+    def layout(self, width: int | None = None) -> list[tuple[Column, int]]:
+        """The columns shown at ``width`` (default: the widget's) with their widths."""
+        width = self.size.width if width is None else width
+        narrow = width < 100
+        shown = [c for c in COLUMNS if not (narrow and c.key in _NARROW_HIDDEN)]
+        fixed = sum(c.width for c in shown) + 2 * len(shown)
+        rest = max(12, width - fixed - 1)
         return [(c, c.width or rest) for c in shown]
 
-    def _build_columns(self) -> None:
-        self._layout_width = self.size.width
-        self.clear(columns=True)
-        for column, width in self._column_widths(self.size.width):
-            self.add_column(column.label, key=column.key, width=width)
-
-    def _cells(self, row: ShipmentRow, now: datetime) -> list[Text]:
+    def _row_cells(self, row: ShipmentRow, now: datetime) -> dict[str, Cell]:
         event = " · ".join(
-            part
+            clean(part)
             for part in (row.latest_event_description, row.latest_event_location)
             if part and part.strip()
         )
-        cells: dict[str, Text] = {
-            "number": safe(row.number, "bold"),
-            "carrier": safe(row.carrier_name),
-            "route": safe(route(row.origin_country, row.destination_country)),
-            "status": status_text(row.status),
-            "event": safe(event),
-            "age": safe(age(row.event_at or row.updated_at, now), "dim"),
-            "tag": safe(row.tag or row.order or ""),
+        icon, colour, name = status_style(row.status)
+        when = row.event_at if row.event_at and row.event_at <= now else row.updated_at
+        plain = Style()
+        number_style = Style(bold=True, strike=not row.active)
+        return {
+            "number": (clean(row.number), number_style),
+            "carrier": (clean(row.carrier_name), plain),
+            "route": (route(row.origin_country, row.destination_country), plain),
+            "status": (f"{icon} {name}", Style.parse(colour)),
+            "event": (event, plain),
+            "age": (age(when, now), Style(dim=True)),
+            "tag": (clean(row.tag or row.order or ""), plain),
         }
-        if not row.active:
-            cells["number"].stylize("strike")
-        return [cells[str(key.value)] for key in self.columns]
 
-    def _render_rows(self, keep: str | None = None, at: int | None = None) -> None:
+    def _show(self, keep: str | None = None, at: int | None = None) -> None:
+        """Take the rows of ``self.pages``; the cursor goes to ``keep``, else row ``at``."""
         loading, self._loading = self._loading, True
         try:
-            self._fill(keep, at)
+            now = self.clock()
+            self.generation += 1
+            self._rows = [row for page in self.pages for row in page.items]
+            self._cells = [self._row_cells(row, now) for row in self._rows]
+            self._index = {row.number: i for i, row in enumerate(self._rows)}
+            self.virtual_size = Size(self.size.width, len(self._rows) + 1)
+            target = self._index.get(keep, -1) if keep is not None else -1
+            if target < 0:
+                target = at if at is not None else self.cursor_row
+            self.cursor_row = max(0, min(target, len(self._rows) - 1))
+            self._scroll_to_cursor()
+            self.refresh()
         finally:
             self._loading = loading
 
-    def _fill(self, keep: str | None, at: int | None) -> None:
-        self.generation += 1
-        now = self.clock()
-        self.clear()
-        for row in self.rows_shown:
-            self.add_row(*self._cells(row, now), key=row.number)
-        target = 0
-        if keep is not None:
-            try:
-                target = self.get_row_index(keep)
-            except RowDoesNotExist:
-                target = at if at is not None else self.cursor_row
-        elif at is not None:
-            target = at
-        if self.row_count:
-            self.move_cursor(row=max(0, min(target, self.row_count - 1)), animate=False)
+    # ------------------------------------------------------------------ painting
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        layout = self.layout(width)
+        if y == 0:
+            style = self.get_component_rich_style("shipment-table--header")
+            segments = [Segment(f" {fit(c.label, w)} ", style) for c, w in layout]
+            return Strip(segments).adjust_cell_length(width, style)
+        index = int(self.scroll_offset.y) + y - 1
+        base = self.rich_style
+        if index >= len(self._rows):
+            return Strip.blank(width, base)
+        if index == self.cursor_row:
+            base = self.get_component_rich_style("shipment-table--cursor")
+            cursor = True
+        else:
+            cursor = False
+            if index % 2:
+                base = base + self.get_component_rich_style("shipment-table--even")
+        cells = self._cells[index]
+        segments = []
+        for column, w in layout:
+            text, style = cells[column.key]
+            segments.append(Segment(f" {fit(text, w)} ", base if cursor else base + style))
+        return Strip(segments).adjust_cell_length(width, base)
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self._rows) + 1)
+        self._scroll_to_cursor()
+
+    # ------------------------------------------------------------------ cursor
+
+    @property
+    def _visible(self) -> int:
+        return max(1, self.size.height - 1)
+
+    def _scroll_to_cursor(self) -> None:
+        top = int(self.scroll_offset.y)
+        row = self.cursor_row
+        if row < top:
+            self.scroll_to(y=row, animate=False)
+        elif row >= top + self._visible:
+            self.scroll_to(y=row - self._visible + 1, animate=False)
+
+    def move_cursor(self, row: int) -> None:
+        """Put the cursor on ``row`` of the window (clamped)."""
+        self.cursor_row = max(0, min(row, len(self._rows) - 1))
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self._scroll_to_cursor()
+        self.refresh()
+        if self.pages and self._rows and not self._loading:
+            if new >= len(self._rows) - 1 and self.pages[-1].next_cursor:
+                self._grow("down")
+            elif new <= 0 and self.pages[0].prev_cursor:
+                self._grow("up")
+
+    def action_move(self, delta: int) -> None:
+        self.move_cursor(self.cursor_row + delta)
+
+    def action_page(self, direction: int) -> None:
+        self.move_cursor(self.cursor_row + direction * self._visible)
+
+    def action_select(self) -> None:
+        if row := self.highlighted:
+            self.post_message(self.RowSelected(self, row.number))
+
+    def on_click(self, event: events.Click) -> None:
+        index = int(self.scroll_offset.y) + event.y - 1
+        if event.y < 1 or index >= len(self._rows):
+            return
+        if index == self.cursor_row:
+            self.action_select()
+        else:
+            self.move_cursor(index)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        # The mouse wheel reached the window's end: read on without moving the cursor.
+        if self.pages and not self._loading and new >= self.max_scroll_y > 0:
+            if self.pages[-1].next_cursor:
+                self._grow("down")
 
     # ------------------------------------------------------------------ loading
 
@@ -179,8 +337,7 @@ class ShipmentTable(DataTable[Text]):
         """Show one page from ``anchor`` (the first page by default)."""
         page = await self._fetch(anchor, self.PAGE)
         self.pages, self.anchors = [page], [anchor]
-        at = len(page.items) - 1 if anchor[0] == "end" else 0
-        self._render_rows(keep=keep, at=at)
+        self._show(keep=keep, at=len(page.items) - 1 if anchor[0] == "end" else 0)
         self.post_message(self.Loaded(self, self.row_count))
 
     async def set_query(self, query: ShipmentQuery) -> None:
@@ -194,14 +351,13 @@ class ShipmentTable(DataTable[Text]):
             await self.load()
             return
         keep = self.highlighted.number if self.highlighted else None
-        at = self.cursor_row
-        size = max(self.PAGE, len(self.rows_shown))
+        size = max(self.PAGE, len(self._rows))
         page = await self._fetch(self.anchors[0], size)
         if not page.items and self.anchors[0][0] != "start":
             await self.load(keep=keep)
             return
         self.pages, self.anchors = [page], [self.anchors[0]]
-        self._render_rows(keep=keep, at=at)
+        self._show(keep=keep, at=self.cursor_row)
         self.post_message(self.Loaded(self, self.row_count))
 
     async def action_first_page(self) -> None:
@@ -210,36 +366,27 @@ class ShipmentTable(DataTable[Text]):
     async def action_last_page(self) -> None:
         await self.load(("end", None))
 
-    def watch_cursor_coordinate(self, old: object, new: object) -> None:
-        super().watch_cursor_coordinate(old, new)  # type: ignore[arg-type]
-        if self.pages and self.row_count and not self._loading:
-            row = self.cursor_row
-            if row >= self.row_count - 1 and self.pages[-1].next_cursor:
-                self._grow("down")
-            elif row <= 0 and self.pages[0].prev_cursor:
-                self._grow("up")
-
     @work(exclusive=True, group="table-page")
     async def _grow(self, direction: Literal["up", "down"]) -> None:
+        if self._loading:
+            return
         self._loading = True
         try:
             keep = self.highlighted.number if self.highlighted else None
             if direction == "down":
-                cursor = self.pages[-1].next_cursor
-                anchor: Anchor = ("after", cursor)
+                anchor: Anchor = ("after", self.pages[-1].next_cursor)
                 page = await self._fetch(anchor, self.PAGE)
                 self.pages.append(page)
                 self.anchors.append(anchor)
                 if len(self.pages) > self.MAX_PAGES:
                     del self.pages[0], self.anchors[0]
             else:
-                cursor = self.pages[0].prev_cursor
-                anchor = ("before", cursor)
+                anchor = ("before", self.pages[0].prev_cursor)
                 page = await self._fetch(anchor, self.PAGE)
                 self.pages.insert(0, page)
                 self.anchors.insert(0, anchor)
                 if len(self.pages) > self.MAX_PAGES:
                     del self.pages[-1], self.anchors[-1]
-            self._render_rows(keep=keep)
+            self._show(keep=keep)
         finally:
             self._loading = False

@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from textual.widgets import DataTable
-from tui_harness import wait_until
 from trackops.core.config import load_settings
 from trackops.core.wire import PackageStatus
 from trackops.tui.app import make_app
 from trackops.tui.demo import pick_numbers, run_demo, running_demo, summary
 from trackops.tui.main_screen import MainScreen
+from trackops.tui.table import ShipmentTable
 from trackops.tui.widgets import NotificationsPanel, StatusCounts
+from tui_harness import wait_until
 
 
 def test_the_demo_picks_parcels_ending_in_every_status() -> None:
@@ -39,7 +39,7 @@ async def test_the_demo_dashboard_shows_every_status_pushes_and_notifications(
             assert sum(counts.counts.values()) == 14
             panel = app.screen.query_one(NotificationsPanel)
             await wait_until(pilot, lambda: any(r.send_status == "sent" for r in panel.rows))
-            table = app.screen.query_one("#shipments", DataTable)
+            table = app.screen.query_one(ShipmentTable)
             before = table.generation
             await wait_until(pilot, lambda: table.generation > before, seconds=15)  # live
         text = await summary(run)

@@ -17,9 +17,7 @@ from trackops.tui.history import HistoryScreen, parse_day
 from trackops.tui.main_screen import MainScreen
 from trackops.tui.settings_screen import SettingsScreen
 from trackops.tui.stats import StatsScreen
-from trackops.tui.sync import SyncScreen
 from tui_harness import NOW, seed_numbers, seed_store, wait_until
-
 
 SEEDED = len(seed_numbers()) + 1
 
