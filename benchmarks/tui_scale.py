@@ -146,10 +146,12 @@ async def drive(db: Path, rounds: int) -> dict[str, Any]:
                 typed = (typed + char)[-3:]
                 if len(typed) == 3 and r % 3 == 0:
                     await pilot.press("backspace", "backspace", "backspace")
-                    await until(lambda: table().query.search is None)
+                    await until(lambda: table().shipment_query.search is None)
                     typed = char
                 text = typed
-                searches.append(await timed((char,), lambda t=text: table().query.search == t))
+                searches.append(
+                    await timed((char,), lambda t=text: table().shipment_query.search == t)
+                )
             await pilot.press("escape")
             await pilot.pause(0.2)
 

@@ -154,8 +154,7 @@ async def _drive(target_cmd: list[str], port: int, args: argparse.Namespace) -> 
 
 async def _serve_round(args: argparse.Namespace) -> tuple[dict[str, object], int]:
     """One run against `trackops serve` on a fresh SQLite file; also the rows it stored."""
-    from factories import KEY
-    from trackops.core.demo import free_port
+    from factories import KEY, free_port
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
@@ -184,7 +183,7 @@ def _line(name: str, r: dict[str, object]) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    from trackops.core.demo import free_port
+    from factories import free_port
 
     print(
         f"load: {args.concurrency} connections, {args.seconds:g} s a run, {args.numbers} numbers, "

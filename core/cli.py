@@ -167,15 +167,6 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
         help='some parcels pass through status code 60 and send null/""/{} fields, as 17TRACK has',
     )
 
-    p = sub.add_parser("demo", help="sandbox + engine + dashboard, no key, no config")
-    p.add_argument("--speed", type=_float_in(0, low_open=True), default=3600.0)
-    p.add_argument("--seed", type=_int_in(0, 2**63 - 1), default=0)
-    p.add_argument("--shipments", type=_int_in(1, 10_000), default=24)
-    p.add_argument("--headless", action="store_true", help="print events instead of the dashboard")
-    p.add_argument(
-        "--seconds", type=_float_in(0), default=0, help="stop after this long (0 = until Ctrl-C)"
-    )
-
     p = sub.add_parser(
         "serve", help="the webhook listener, dispatcher (and Slack bot) until stopped"
     )
@@ -1087,21 +1078,6 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from trackops.core.demo import run_demo
-
-    await _until_signal(
-        run_demo(
-            speed=args.speed,
-            seed=args.seed,
-            shipments=args.shipments,
-            headless=args.headless,
-            seconds=args.seconds,
-        )
-    )
-    return EXIT_OK
-
-
 async def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
     from trackops.core.plugins import PluginHost
 
@@ -1205,7 +1181,6 @@ async def cmd_init(args: argparse.Namespace, settings: Settings | None) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int]]] = {
     "init": cmd_init,
     "sandbox": cmd_sandbox,
-    "demo": cmd_demo,
     "serve": cmd_serve,
     "register": cmd_register,
     "status": cmd_status,
@@ -1225,10 +1200,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int]
     "carriers": cmd_carriers,
 }
 
-NO_CONFIG = {"init", "sandbox", "demo"}
+NO_CONFIG = {"init", "sandbox"}
 # Work without a config file (their defaults suffice); every other command needs one.
 OPTIONAL_CONFIG = {"carriers", "plugins"}
-LONG_RUNNING = {"serve", "sandbox", "demo"}
+LONG_RUNNING = {"serve", "sandbox"}
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -1253,7 +1228,8 @@ class _OneLineFormatter(logging.Formatter):
 def _setup_logging(args: argparse.Namespace, *, long_running: bool = False) -> None:
     """Logging to stderr. A one-shot command shows only errors unless ``-v``, so a failure
     stays one line (e.g. no "retrying" warnings before "API unavailable"); ``serve``,
-    ``sandbox`` and ``demo`` also show warnings. Without ``-v`` no record carries a traceback.
+    ``sandbox`` and long-running plugin commands also show warnings. Without ``-v`` no record
+    carries a traceback.
     """
     if args.verbose:
         level = logging.INFO

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -122,6 +123,13 @@ def settings_for(
             **notification_overrides,
         ),
     )
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def days(n: float) -> timedelta:

@@ -49,7 +49,8 @@ class TrackopsApp(App[int]):
 
     CSS_PATH = str(Path(__file__).with_name("trackops.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "trackops"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    # App declares it as an instance attribute, so no ClassVar here (mypy), hence the noqa.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
     COALESCE: ClassVar[float] = 0.25
     STATUS_EVERY: ClassVar[float] = 2.0
 
@@ -131,9 +132,9 @@ class TrackopsApp(App[int]):
                 self._pending_numbers.add(change.number)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.set_timer(self.COALESCE, self._flush)
+            self.set_timer(self.COALESCE, self._flush_changes)
 
-    def _flush(self) -> None:
+    def _flush_changes(self) -> None:
         self._flush_scheduled = False
         numbers, self._pending_numbers = self._pending_numbers, set()
         notes, self._pending_notes = self._pending_notes, set()
@@ -330,11 +331,12 @@ class TrackopsApp(App[int]):
         yield SystemCommand("Help", "Every key", self.action_help)
         number = self._selected_number(screen)
         if number:
-            for command in ("stop", "retrack", "delete"):
+            commands: tuple[Command, ...] = ("stop", "retrack", "delete")
+            for command in commands:
                 yield SystemCommand(
                     f"{command.capitalize()} {number}",
                     f"{command} the highlighted shipment",
-                    lambda c=command: self.run_command(c, number),  # type: ignore[misc]
+                    lambda c=command: self.run_command(c, number),
                 )
             yield SystemCommand(
                 f"Change carrier of {number}", "", lambda: self.change_carrier(number)

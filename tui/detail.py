@@ -34,7 +34,7 @@ class DetailScreen(Screen[None]):
     a screen's widgets and styles costs more than reading the shipment.
     """
 
-    app: TrackopsApp  # type: ignore[assignment]
+    app: TrackopsApp
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back"),

@@ -198,11 +198,16 @@ class RegisterDialog(ModalScreen[list[RegisterRequest] | None]):
             param = self.service.validate_param(carrier, param)
         elif param is not None:
             raise InvalidInputError("an extra parameter needs a carrier: choose one")
-        values = {
-            key: self.query_one(f"#{key}", Input).value.strip() or None
+        tag, order, email = (
+            self.query_one(f"#{key}", Input).value.strip() or None
             for key in ("tag", "order", "email")
-        }
-        return [RegisterRequest(number=n, carrier=carrier, param=param, **values) for n in numbers]
+        )
+        return [
+            RegisterRequest(
+                number=n, carrier=carrier, param=param, tag=tag, order=order, email=email
+            )
+            for n in numbers
+        ]
 
     def action_submit(self) -> None:
         from trackops.core.service import TrackopsError

@@ -39,7 +39,7 @@ def parse_day(text: str) -> datetime | None:
 class HistoryScreen(Screen[None]):
     """Every notification attempt, newest first; ``enter`` on a failed one resends it."""
 
-    app: TrackopsApp  # type: ignore[assignment]
+    app: TrackopsApp
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back"),

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal
 
 from textual.app import App
 from trackops.tui.format import clean
@@ -22,7 +23,7 @@ __all__ = ["NotifyHandler", "logging_beside"]
 class NotifyHandler(logging.Handler):
     """Shows each record as a notification of ``app`` (thread-safe)."""
 
-    def __init__(self, app: App[object], level: int = logging.WARNING) -> None:
+    def __init__(self, app: App[Any], level: int = logging.WARNING) -> None:
         super().__init__(level)
         self.app = app
         self.loop = asyncio.get_running_loop()
@@ -32,17 +33,19 @@ class NotifyHandler(logging.Handler):
             text = clean(record.getMessage(), limit=300)
         except Exception:  # a bad format string must not break the app
             text = clean(record.msg, limit=300)
-        severity = "error" if record.levelno >= logging.ERROR else "warning"
+        severity: Literal["warning", "error"] = (
+            "error" if record.levelno >= logging.ERROR else "warning"
+        )
         self.loop.call_soon_threadsafe(
             lambda: self.app.notify(text, title=record.name, severity=severity, markup=False)
         )
 
 
 @contextlib.contextmanager
-def logging_beside(app: App[object], path: Path | None = None) -> Iterator[None]:
+def logging_beside(app: App[Any], path: Path | None = None) -> Iterator[None]:
     """Route logging away from the terminal for the block (to ``path`` and the app)."""
     root = logging.getLogger()
-    streams = [
+    streams: list[logging.Handler] = [
         h
         for h in root.handlers
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)

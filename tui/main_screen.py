@@ -28,7 +28,7 @@ _SORTS: tuple[SortKey, ...] = ("updated", "status", "number")
 class MainScreen(Screen[None]):
     """Shipments, filtered by status (``0``-``7``) and search (``/``), live."""
 
-    app: TrackopsApp  # type: ignore[assignment]
+    app: TrackopsApp
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Search"),

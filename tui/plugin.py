@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from trackops.core.hookspecs import hookimpl
@@ -18,10 +20,31 @@ if TYPE_CHECKING:
 __all__ = ["trackops_register_commands"]
 
 
+def _number(
+    low: float, high: float = math.inf, *, whole: bool = False, above: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in range (else a usage error naming the range)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (value > low if above else value >= low) and value <= high
+        if not ok:
+            kind = "a whole number" if whole else "a finite number"
+            bound = f"above {low:g}" if above else f"from {low:g}"
+            upper = f" to {high:g}" if math.isfinite(high) else ""
+            raise argparse.ArgumentTypeError(f"expected {kind} {bound}{upper}, not {text!r}")
+        return value
+
+    return parse
+
+
 def _configure_tui(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sync-every",
-        type=float,
+        type=_number(0),
         default=0.0,
         metavar="MINUTES",
         help="also sync with 17TRACK every MINUTES (default 0: never; `trackops serve` "
@@ -34,8 +57,6 @@ async def _run_tui(args: argparse.Namespace, ctx: CliContext) -> int:
     from trackops.tui.app import make_app
     from trackops.tui.logs import logging_beside
 
-    if args.sync_every < 0:
-        raise ValueError("--sync-every: expected minutes >= 0")
     assert ctx.settings is not None  # needs_config
     async with ctx.open_service() as service, contextlib.AsyncExitStack() as stack:
         if args.sync_every > 0:
@@ -50,16 +71,26 @@ async def _run_tui(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def _configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--speed", type=float, default=3600.0, help="simulated seconds per real second"
+        "--speed",
+        type=_number(0, above=True),
+        default=3600.0,
+        help="simulated seconds per real second (default 3600: an hour a second)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the simulated parcels")
-    parser.add_argument("--shipments", type=int, default=60, help="how many to register")
+    parser.add_argument(
+        "--seed", type=_number(0, 2**63 - 1, whole=True), default=0, help="seed of the parcels"
+    )
+    parser.add_argument(
+        "--shipments",
+        type=_number(1, 1000, whole=True),
+        default=60,
+        help="how many shipments to register (default 60)",
+    )
 
 
 async def _run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
     from trackops.tui.demo import run_demo
 
-    return await run_demo(speed=args.speed, seed=args.seed, shipments=args.shipments)
+    return await run_demo(speed=args.speed, seed=int(args.seed), shipments=int(args.shipments))
 
 
 @hookimpl

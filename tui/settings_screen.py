@@ -25,7 +25,7 @@ __all__ = ["SettingsScreen"]
 class SettingsScreen(Screen[None]):
     """Edit the notification settings; ``ctrl+s`` saves, ``escape`` goes back."""
 
-    app: TrackopsApp  # type: ignore[assignment]
+    app: TrackopsApp
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back"),

@@ -30,7 +30,7 @@ STUCK_DAYS = 7
 class StatsScreen(Screen[None]):
     """Statistics over the whole store; ``escape`` goes back."""
 
-    app: TrackopsApp  # type: ignore[assignment]
+    app: TrackopsApp
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back")]
 

@@ -144,11 +144,16 @@ class ShipmentTable(ScrollView, can_focus=True):
             return self.table
 
     def __init__(
-        self, service: Service, query: ShipmentQuery, *, clock: Callable[[], datetime], **kw: str
+        self,
+        service: Service,
+        query: ShipmentQuery,
+        *,
+        clock: Callable[[], datetime],
+        id: str | None = None,
     ) -> None:
-        super().__init__(**kw)
+        super().__init__(id=id)
         self.service = service
-        self.query = query
+        self.shipment_query = query
         self.clock = clock
         self.pages: list[Page[ShipmentRow]] = []
         self.anchors: list[Anchor] = []
@@ -189,9 +194,9 @@ class ShipmentTable(ScrollView, can_focus=True):
 
     def columns(self) -> list[Column]:
         """The columns shown at the widget's width."""
-        return [c for c, _ in self.layout()]
+        return [c for c, _ in self.column_layout()]
 
-    def layout(self, width: int | None = None) -> list[tuple[Column, int]]:
+    def column_layout(self, width: int | None = None) -> list[tuple[Column, int]]:
         """The columns shown at ``width`` (default: the widget's) with their widths."""
         width = self.size.width if width is None else width
         narrow = width < 100
@@ -243,7 +248,7 @@ class ShipmentTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        layout = self.layout(width)
+        layout = self.column_layout(width)
         if y == 0:
             style = self.get_component_rich_style("shipment-table--header")
             segments = [Segment(f" {fit(c.label, w)} ", style) for c, w in layout]
@@ -328,10 +333,12 @@ class ShipmentTable(ScrollView, can_focus=True):
     async def _fetch(self, anchor: Anchor, limit: int) -> Page[ShipmentRow]:
         kind, cursor = anchor
         if kind == "after":
-            return await self.service.shipments(self.query, limit=limit, after=cursor)
+            return await self.service.shipments(self.shipment_query, limit=limit, after=cursor)
         if kind == "before":
-            return await self.service.shipments(self.query, limit=limit, before=cursor)
-        return await self.service.shipments(self.query, limit=limit, from_end=kind == "end")
+            return await self.service.shipments(self.shipment_query, limit=limit, before=cursor)
+        return await self.service.shipments(
+            self.shipment_query, limit=limit, from_end=kind == "end"
+        )
 
     async def load(self, anchor: Anchor = ("start", None), *, keep: str | None = None) -> None:
         """Show one page from ``anchor`` (the first page by default)."""
@@ -342,7 +349,7 @@ class ShipmentTable(ScrollView, can_focus=True):
 
     async def set_query(self, query: ShipmentQuery) -> None:
         """Show the first page of another query."""
-        self.query = query
+        self.shipment_query = query
         await self.load()
 
     async def refresh_rows(self) -> None:

@@ -35,8 +35,8 @@ class StatusCounts(Static):
             super().__init__()
             self.status = status
 
-    def __init__(self, **kw: str) -> None:
-        super().__init__(**kw)
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.counts: dict[int, int] = {}
         self._spans: list[tuple[int, int, PackageStatus | None]] = []
 
@@ -70,13 +70,13 @@ class StatusCounts(Static):
         known = {int(s) for s in PackageStatus}
         unknown = sum(v for k, v in self.counts.items() if k not in known)
         pad = "" if compact else " "
-        for key, status, label, colour, count in entries:
+        for key, choice, label, colour, count in entries:
             start = line.cell_len
-            chosen = status == self.selected
+            chosen = choice == self.selected
             line.append(f"{pad}{key}{pad}", style="reverse bold" if chosen else "bold")
             line.append(f" {label} ", style=colour + (" underline" if chosen else ""))
             line.append(f"{count}{pad}", style="bold" if chosen else "")
-            self._spans.append((start, line.cell_len, status))
+            self._spans.append((start, line.cell_len, choice))
             line.append(" │ " if compact else "│", style="dim")
         if unknown:
             line.append(f" # other {unknown} ", style="white on red")
@@ -112,8 +112,8 @@ class NotificationsPanel(Static):
 
     LIMIT: ClassVar[int] = 30
 
-    def __init__(self, **kw: str) -> None:
-        super().__init__(**kw)
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.rows: list[HistoryRow] = []
 
     def show_rows(self, rows: Iterable[HistoryRow]) -> None:

@@ -39,9 +39,9 @@ from typing import Any
 
 import pytest
 import tomli_w
+from factories import free_port
 from trackops.core import cli
 from trackops.core.config import load_settings
-from trackops.core.demo import free_port
 from trackops.core.sandbox import detect_carrier, generate_history
 from trackops.core.wire import PackageStatus
 

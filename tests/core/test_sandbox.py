@@ -23,8 +23,8 @@ import aiohttp
 import msgspec
 import pytest
 from aiohttp import web
+from factories import free_port
 from trackops.core import wire
-from trackops.core.demo import free_port
 from trackops.core.sandbox import (
     RunningSandbox,
     SandboxConfig,

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import aiohttp
 import tomli_w
-from factories import KEY, make_info, push_body
+from factories import KEY, free_port, make_info, push_body
 from trackops.core.config import load_settings
-from trackops.core.demo import free_port
 from trackops.core.store import Store
 
 

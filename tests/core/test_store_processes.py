@@ -23,8 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import tomli_w
-from factories import KEY, make_info, push_body
-from trackops.core.demo import free_port
+from factories import KEY, free_port, make_info, push_body
 from trackops.core.sandbox import SandboxConfig, running_sandbox
 from trackops.core.store import Store
 from trackops.core.wire import PackageStatus
