@@ -170,8 +170,8 @@ class MainScreen(Screen[None]):
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self) -> None:
-        box = self.query_one("#search", Input)
-        box.display = bool(box.value.strip())
+        # The filter stays (the title says so); the box goes, so the table has the room.
+        self.query_one("#search", Input).display = False
         self.table.focus()
 
     def action_clear_search(self) -> None:
