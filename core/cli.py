@@ -704,7 +704,8 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         # Count what the channels accepted: a failed send is a history row, not an error here
         # (its warning is hidden without -v), so the summary says how many went out.
         async with service.engine.subscribe() as changes:
-            attempted = await service.dispatch()
+            with _json_stdout_kept(args):
+                attempted = await service.dispatch()
         sent = 0
         while not changes.empty():
             change = changes.get_nowait()
@@ -735,6 +736,17 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK if not outcome.rejected else EXIT_FAILED
 
     return await _with_service(settings, run)
+
+
+@contextlib.contextmanager
+def _json_stdout_kept(args: argparse.Namespace) -> Iterator[None]:
+    """With ``--json``, what the console channel prints while sending goes to stderr, so
+    stdout stays one JSON document."""
+    if not getattr(args, "json", False):
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def _sync_summary(outcome: Any, attempted: int, sent: int) -> str:
@@ -876,7 +888,8 @@ async def cmd_resend(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run(service: Service) -> int:
         try:
-            row = await service.resend(args.id, actor=cli_actor())
+            with _json_stdout_kept(args):
+                row = await service.resend(args.id, actor=cli_actor())
         except (NotFoundError, InvalidInputError) as exc:
             raise UsageError(str(exc)) from None
         if args.json:
@@ -967,7 +980,8 @@ def _iso_or_none(value: datetime | None) -> str | None:
 
 async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
     async def run(service: Service) -> int:
-        count = await service.dispatch()
+        with _json_stdout_kept(args):
+            count = await service.dispatch()
         _print_json({"attempted": count}) if args.json else print(
             f"attempted {count} notifications"
         )
@@ -1004,7 +1018,8 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         if args.output is not None:
             return await _write_report(service, args.kind, args.output)
         try:
-            rows = await service.send_report(args.kind, actor=cli_actor())
+            with _json_stdout_kept(args):
+                rows = await service.send_report(args.kind, actor=cli_actor())
         except InvalidInputError as exc:
             raise UsageError(str(exc)) from None
         if args.json:

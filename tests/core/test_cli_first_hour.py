@@ -73,7 +73,7 @@ def test_readme_from_init_to_a_notification_on_the_console(
     )
     config_file.write_text(text, encoding="utf-8")
 
-    (number,) = moving_numbers("RY", 1)
+    number, second = moving_numbers("RY", 2)
     registered = run(
         "register", number, "--order", "1001", "--email", "buyer@example.com", cwd=shop
     )
@@ -94,6 +94,14 @@ def test_readme_from_init_to_a_notification_on_the_console(
         "buyer@example.com",
     )
     assert (shop / "trackops.db").exists()
+
+    # With --json, stdout stays one JSON document: the console channel prints on stderr then.
+    assert run("register", second, "--email", "cy@example.com", cwd=shop).code == 0
+    wait_until_tracked(sandbox_url, [second])
+    as_json = run("sync", "--json", cwd=shop)
+    assert as_json.code == 0, as_json
+    assert json.loads(as_json.out)["sent"] == 1
+    assert "[buyer cy@example.com · customer] Your parcel " in as_json.err
 
 
 # --------------------------------------------------------------------------- paths
