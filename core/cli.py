@@ -32,7 +32,7 @@ from trackops.core.errors import TrackopsError
 from trackops.core.hookspecs import CliCommand
 from trackops.core.text import safe_markup as _markup
 from trackops.core.text import safe_text
-from trackops.core.wire import PackageStatus, Rejected, TrackApiError, WireError
+from trackops.core.wire import PackageStatus, Rejected, TrackApiError
 
 if TYPE_CHECKING:
     from trackops.core.service import Page, Service
@@ -509,7 +509,7 @@ def _progress_bar(total_items: int) -> tuple[Any, Callable[[int, int], None] | N
 
 
 async def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
-    from trackops.core.engine import RegisterRequest
+    from trackops.core.service import RegisterRequest
 
     rows: list[dict[str, Any]] = [{"number": n} for n in args.numbers]
     problems: list[str] = []
@@ -703,14 +703,9 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             outcome = await service.sync(actor=cli_actor(), progress=progress, stop=stop)
         # Count what the channels accepted: a failed send is a history row, not an error here
         # (its warning is hidden without -v), so the summary says how many went out.
-        async with service.engine.subscribe() as changes:
-            with _json_stdout_kept(args):
-                attempted = await service.dispatch()
-        sent = 0
-        while not changes.empty():
-            change = changes.get_nowait()
-            if change.kind == "notification" and change.send_status == "sent":
-                sent += 1
+        with _json_stdout_kept(args):
+            dispatched = await service.dispatch()
+        attempted, sent = dispatched.attempted, dispatched.sent
         if args.json:
             _print_json(
                 {
@@ -981,10 +976,11 @@ def _iso_or_none(value: datetime | None) -> str | None:
 async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
     async def run(service: Service) -> int:
         with _json_stdout_kept(args):
-            count = await service.dispatch()
-        _print_json({"attempted": count}) if args.json else print(
-            f"attempted {count} notifications"
-        )
+            done = await service.dispatch()
+        if args.json:
+            _print_json({"attempted": done.attempted, "sent": done.sent})
+        else:
+            print(f"attempted {done.attempted} notifications, {done.sent} sent")
         return EXIT_OK
 
     return await _with_service(settings, run)
@@ -1379,17 +1375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _describe_failure(exc: BaseException) -> str | None:
     """The one line for a failure a user can act on; None for a bug of ours."""
-    from trackops.core.client import ApiAuthError, ApiUnavailable
-    from trackops.core.plugins import PluginError
-    from trackops.core.store import StoreError
-
     if isinstance(exc, TrackApiError):
         return f"17TRACK: {_with_code(exc.message, exc.code)}"
     # PluginError: a broken third-party plugin, and its message names it.
-    known = (
-        CommandFailed, ApiAuthError, ApiUnavailable, WireError, StoreError, PluginError,
-        TrackopsError,
-    )  # fmt: skip
+    # TrackopsError: the store, the API, a plugin, the config... each says what went wrong.
+    known = (CommandFailed, TrackopsError)
     if isinstance(exc, known):
         return str(exc)
     if isinstance(exc, OSError):

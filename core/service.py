@@ -75,6 +75,7 @@ __all__ = [
     "CarrierStat",
     "Change",
     "CommandOutcome",
+    "DispatchOutcome",
     "HistoryQuery",
     "HistoryRow",
     "InboxEntry",
@@ -336,6 +337,14 @@ class CarrierChoice:
     name: str
     country: str | None
     needs_param: ParamHint | None
+
+
+@dataclass(frozen=True)
+class DispatchOutcome:
+    """What one dispatch did: notifications tried, and sent (the channel accepted them)."""
+
+    attempted: int
+    sent: int
 
 
 @dataclass(frozen=True)
@@ -984,9 +993,17 @@ class Service:
         await self.record(actor, "sync", target, "partial" if outcome.rejected else "ok", detail)
         return outcome
 
-    async def dispatch(self) -> int:
-        """Send the notifications that are due now; how many were attempted."""
-        return await self._engine.dispatch_pending()
+    async def dispatch(self) -> DispatchOutcome:
+        """Send the notifications that are due now: how many were tried, how many went out
+        (a failed send is a history row with its reason, not an error)."""
+        async with self._engine.subscribe() as changes:
+            attempted = await self._engine.dispatch_pending()
+        sent = 0
+        while not changes.empty():
+            change = changes.get_nowait()
+            if change.kind == "notification" and change.send_status == "sent":
+                sent += 1
+        return DispatchOutcome(attempted=attempted, sent=sent)
 
     async def resend(self, notification_id: int, *, actor: Actor) -> HistoryRow:
         """Send a failed notification again (as a new history row)."""
