@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, Label
 from trackops.core.wire import PackageStatus
 from trackops.tui.format import STATUS_KEYS, clean
@@ -29,6 +30,7 @@ class MainScreen(Screen[None]):
     """Shipments, filtered by status (``0``-``7``) and search (``/``), live."""
 
     app: TrackopsApp
+    RECOUNT_AFTER: ClassVar[float] = 0.3
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Search"),
@@ -56,6 +58,7 @@ class MainScreen(Screen[None]):
         self.status: PackageStatus | None = None
         self.search: str = ""
         self.sort: SortKey = "updated"
+        self._recount: Timer | None = None
 
     def compose(self) -> ComposeResult:
         from trackops.core.service import ShipmentQuery
@@ -166,7 +169,12 @@ class MainScreen(Screen[None]):
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
         self.search = event.value.strip()
-        self._apply_query()
+        # Rows at every keystroke; the counts (a scan of every shipment for a search) once
+        # typing pauses, so they never hold up the next keystroke's rows.
+        self._apply_query(recount=False)
+        if self._recount is not None:
+            self._recount.stop()
+        self._recount = self.set_timer(self.RECOUNT_AFTER, self._count)
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self) -> None:

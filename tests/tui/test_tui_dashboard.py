@@ -319,3 +319,36 @@ async def test_a_change_by_another_process_appears(service: Any, seeded: Any) ->
         await wait_until(pilot, moved, seconds=5)
         counts = app.screen.query_one(StatusCounts)
         await wait_until(pilot, lambda: counts.counts[int(PackageStatus.DELIVERED)] == 4)
+
+
+async def test_the_mouse_moves_the_cursor_and_a_second_click_opens(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        third = shown(app)[2]
+        # line 0 of the table is its header, so row 2 is at y=3
+        await pilot.click(ShipmentTable, offset=(5, 3))
+        await wait_until(pilot, lambda: table(app).highlighted.number == third)
+        await pilot.click(ShipmentTable, offset=(5, 3))
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert app.screen.number == third
+
+
+async def test_a_refused_command_shows_as_a_notification_not_a_crash(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
+        app.screen.query_one("#numbers", TextArea).text = "RR555000444CN"
+        app.screen.query_one("#email", Input).value = "not an email"
+        await pilot.press("ctrl+s")
+        await wait_until(
+            pilot, lambda: any(n.severity == "error" for n in app._notifications), seconds=10
+        )
+        error = next(n for n in app._notifications if n.severity == "error")
+        assert "email" in str(error.message).lower()
+        assert isinstance(app.screen, MainScreen)  # still running
+        await pilot.press("q")
+    assert app.return_code == 0
+    assert (await service.count_shipments()) == SEEDED

@@ -11,7 +11,7 @@ from trackops.tui.app import make_app
 from trackops.tui.demo import pick_numbers, run_demo, running_demo, summary
 from trackops.tui.main_screen import MainScreen
 from trackops.tui.table import ShipmentTable
-from trackops.tui.widgets import NotificationsPanel, StatusCounts
+from trackops.tui.widgets import NotificationsPanel, StatusCounts, StatusLine
 from tui_harness import wait_until
 
 
@@ -39,6 +39,13 @@ async def test_the_demo_dashboard_shows_every_status_pushes_and_notifications(
             assert sum(counts.counts.values()) == 14
             panel = app.screen.query_one(NotificationsPanel)
             await wait_until(pilot, lambda: any(r.send_status == "sent" for r in panel.rows))
+            # seller alerts pop up as toasts; the status line tells of pushes and the store
+            await wait_until(
+                pilot, lambda: any(n.title == "Seller alert" for n in app._notifications)
+            )
+            line = app.screen.query_one(StatusLine)
+            await wait_until(pilot, lambda: "last push" in str(line.render()))
+            assert "demo.db" in str(line.render()) and "never ago" not in str(line.render())
             table = app.screen.query_one(ShipmentTable)
             before = table.generation
             await wait_until(pilot, lambda: table.generation > before, seconds=15)  # live

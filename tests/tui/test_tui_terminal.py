@@ -58,10 +58,12 @@ def test_the_demo_runs_in_a_real_terminal_and_quits_with_status_zero(
     terminal: Terminal, tmp_path: Path
 ) -> None:
     trackops = Path(sys.executable).with_name("trackops")
-    rc = tmp_path / "rc"
+    rc, rc_tui = tmp_path / "rc", tmp_path / "rc-tui"
+    exe, here = shlex.quote(str(trackops)), shlex.quote(str(tmp_path))
+    # the demo, then `trackops tui` over the demo's config and store (left by the demo)
     command = (
-        f"cd {shlex.quote(str(tmp_path))} && TMPDIR={shlex.quote(str(tmp_path))} "
-        f"{shlex.quote(str(trackops))} demo --shipments 21; echo $? > {shlex.quote(str(rc))};"
+        f"cd {here} && export TMPDIR={here} && {exe} demo --shipments 21; echo $? > rc;"
+        f' {exe} --config "$(ls -d {here}/trackops-demo-*)/demo.toml" tui; echo $? > rc-tui;'
         " sleep 60"
     )
     terminal.tmux(
@@ -89,3 +91,13 @@ def test_the_demo_runs_in_a_real_terminal_and_quits_with_status_zero(
     assert config.exists() and (config.parent / "demo.db").exists()
     shown = " ".join(after.split())
     assert str(config) in shown.replace(" ", "") or config.name in shown
+
+    # `trackops tui` on what the demo left; ctrl+c quits it with status 0 and gives the
+    # terminal back (the demo's summary, printed before, is on the screen again)
+    terminal.wait_for(lambda s: "Delivered" in s and "21 shipments" in s)
+    terminal.keys("C-c")
+    deadline = time.monotonic() + 30
+    while not rc_tui.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert rc_tui.read_text().strip() == "0"
+    assert "Look again with" in terminal.wait_for(lambda s: "Look again with" in s)
