@@ -1,1 +1,1 @@
-"""The Textual dashboard (trackops tui): a front-end over trackops.core.engine."""
+"""The Textual dashboard (trackops tui, trackops demo): a front-end over trackops.core.service."""

@@ -29,8 +29,7 @@ from trackops.tui.messages import NotificationsChanged, ShipmentsChanged, Status
 
 if TYPE_CHECKING:
     from trackops.core.config import Settings
-    from trackops.core.engine import CommandOutcome
-    from trackops.core.service import Change, RuntimeStatus, Service
+    from trackops.core.service import Change, CommandOutcome, RuntimeStatus, Service
 
 __all__ = ["TrackopsApp", "make_app"]
 

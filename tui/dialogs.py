@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
-from trackops.core.engine import RegisterRequest
+from trackops.core.service import RegisterRequest
 from trackops.tui.format import clean, safe
 
 if TYPE_CHECKING:
