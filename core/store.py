@@ -48,8 +48,6 @@ from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from trackops.core.errors import TrackopsError
@@ -1244,7 +1242,11 @@ class _Dialect:
 
     def insert_ignore(self, table: sa.Table) -> Any:
         """``INSERT ... ON CONFLICT DO NOTHING`` (on the primary key) in this dialect."""
-        module = pg_dialect if self.is_postgresql else sqlite_dialect
+        # Imported here: a command reading a SQLite store never loads PostgreSQL's dialect.
+        if self.is_postgresql:
+            from sqlalchemy.dialects import postgresql as module
+        else:
+            from sqlalchemy.dialects import sqlite as module  # type: ignore[no-redef]
         return module.insert(table).on_conflict_do_nothing()
 
 
