@@ -23,6 +23,7 @@ from trackops.bots.blocks import (
 )
 from trackops.bots.commands import refusal, run_history, run_list, run_tracking
 from trackops.bots.parse import ADMIN_ACTIONS, AUDIT_ACTIONS
+from trackops.core.service import TrackopsError
 from trackops.core.wire import PackageStatus
 
 if TYPE_CHECKING:
@@ -76,8 +77,6 @@ def _user_and_value(body: dict[str, Any]) -> tuple[str | None, str | None]:
 
 async def shipment_button(bot: SlackBot, verb: str, body: dict[str, Any]) -> Reply:
     """Stop / Retrack / History for the shipment the button names."""
-    from trackops.core.service import TrackopsError
-
     user, number = _user_and_value(body)
     if user is None:
         return Reply("This button press names no valid Slack user; nothing was done.")
@@ -100,8 +99,6 @@ async def shipment_button(bot: SlackBot, verb: str, body: dict[str, Any]) -> Rep
 
 async def more_button(bot: SlackBot, body: dict[str, Any]) -> Reply:
     """The next page of ``/track list``."""
-    from trackops.core.service import TrackopsError
-
     user, value = _user_and_value(body)
     if user is None:
         return Reply("This button press names no valid Slack user; nothing was done.")

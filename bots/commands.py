@@ -32,13 +32,19 @@ from trackops.bots.parse import (
     parse_statuses,
     usage,
 )
+from trackops.core.service import (
+    CommandOutcome,
+    HistoryQuery,
+    RegisterRequest,
+    ShipmentQuery,
+    TrackopsError,
+)
 from trackops.core.wire import PackageStatus
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
     from slack_bolt.context.respond.async_respond import AsyncRespond
     from slack_sdk.web.async_client import AsyncWebClient
-    from trackops.core.service import CommandOutcome
 
 __all__ = [
     "LIST_PAGE",
@@ -135,8 +141,6 @@ def refusal(verb: str) -> Reply:
 
 async def run_command(bot: SlackBot, user: str, channel: str | None, command: Command) -> Reply:
     """The reply to one parsed ``/track`` command (every failure is a readable reply)."""
-    from trackops.core.service import TrackopsError
-
     args = command.args
     try:
         match command.verb:
@@ -186,8 +190,6 @@ async def run_list(
     shown_before: int,
 ) -> Reply:
     """``/track list [STATUS]`` and its "More" button (``after`` is the page cursor)."""
-    from trackops.core.service import ShipmentQuery
-
     query = ShipmentQuery(statuses=frozenset({int(status)}) if status is not None else frozenset())
     page = await bot.service.shipments(query, limit=LIST_PAGE, after=after)
     total = await bot.service.count_shipments(query)
@@ -205,8 +207,6 @@ async def run_list(
 
 async def run_history(bot: SlackBot, user: str, text: str) -> Reply:
     """``/track history NUMBER|ORDER|EMAIL`` and the History button."""
-    from trackops.core.service import HistoryQuery
-
     page = await bot.service.history(HistoryQuery(search=text), limit=HISTORY_ROWS)
     await bot.record(user, "history", text, "ok")
     blocks = history_blocks(page.items, search=text, more=page.next_cursor is not None)
@@ -233,8 +233,6 @@ async def run_tracking(bot: SlackBot, user: str, verb: str, number: str) -> Repl
 
 async def run_change_carrier(bot: SlackBot, user: str, number: str, carrier_text: str) -> Reply:
     """``/track carrier NUMBER CARRIER`` (admins)."""
-    from trackops.core.service import TrackopsError
-
     try:
         carrier = bot.service.resolve_carrier(carrier_text)
     except TrackopsError as exc:
@@ -253,8 +251,6 @@ async def run_register(
     tag: str | None,
 ) -> Reply:
     """Register one number (``/track add`` and the extra-parameter modal)."""
-    from trackops.core.service import RegisterRequest, TrackopsError
-
     request = RegisterRequest(number=number, carrier=carrier, param=param, tag=tag)
     try:
         outcome = await bot.service.register([request], actor=bot.actor(user))
@@ -328,8 +324,6 @@ async def _add(
     trigger_id: object,
 ) -> None:
     """``/track add NUMBER [CARRIER] [PARAM] [TAG]``; a modal asks for a missing parameter."""
-    from trackops.core.service import TrackopsError
-
     args = [*command.args, None, None, None]
     number = plain(args[0] or "", 50)
     shown = escape(number, 60)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from trackops.bots.app import SlackBot, valid_channel_id, valid_user_id
 from trackops.bots.blocks import PARAM_BLOCK, PARAM_INPUT, PARAM_VIEW, AddDraft, plain
 from trackops.bots.commands import run_register
+from trackops.core.service import TrackopsError
 
 if TYPE_CHECKING:
     from slack_bolt.async_app import AsyncApp
@@ -55,8 +56,6 @@ async def param_submitted(
     client: AsyncWebClient,
 ) -> None:
     """Check the parameter, close the modal, register, tell the user."""
-    from trackops.core.service import TrackopsError
-
     user_part = body.get("user")
     user = valid_user_id(user_part.get("id")) if isinstance(user_part, dict) else None
     view = body.get("view")

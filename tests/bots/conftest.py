@@ -98,6 +98,14 @@ class SlackWorld:
         body = slash_body(text, user=user, channel=channel, response_url=hook)
         return await self.post(body, sign(body), f"/track {text}"), hook
 
+    async def reply(self, answer: Answer, hook: str) -> dict[str, Any]:
+        """The answer a person ends up reading: in the ack, or (work that took longer than
+        the bot's budget) the post to the response_url that follows it."""
+        body = answer.json()
+        if str(body.get("text", "")).endswith("I will answer here."):
+            return (await self.slack.wait_for_hook(hook)).body
+        return body
+
     async def button(
         self, action_id: str, value: str, *, user: str = ADMIN, channel: str = CHANNEL
     ) -> tuple[Answer, str]:

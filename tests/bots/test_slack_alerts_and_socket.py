@@ -72,9 +72,11 @@ def script(world: SlackWorld, number: str, status: S, text: str, hours: float) -
 async def test_a_subscribed_channel_receives_the_alert_when_a_parcel_turns_alert(
     world: SlackWorld,
 ) -> None:
-    answer, _ = await world.command("subscribe alert", channel=ALERTS)
-    assert answer.json()["text"] == "This channel now gets trackops alerts for: Alert."
-    answer, _ = await world.command("subscribe undelivered", channel=GONE)
+    answer, hook = await world.command("subscribe alert", channel=ALERTS)
+    assert (await world.reply(answer, hook))[
+        "text"
+    ] == "This channel now gets trackops alerts for: Alert."
+    answer, hook = await world.command("subscribe undelivered", channel=GONE)
     assert answer.status == 200
     subscriptions = await world.service.alert_subscriptions("slack_bot")
     assert {(s.target, tuple(s.statuses)) for s in subscriptions} == {
@@ -111,8 +113,8 @@ async def test_a_subscribed_channel_receives_the_alert_when_a_parcel_turns_alert
     }
 
     # The history shows the alert's row, as `trackops history` does.
-    answer, _ = await world.command(f"history {BO}", user=USER)
-    history = str(answer.json()["blocks"])
+    answer, hook = await world.command(f"history {BO}", user=USER)
+    history = str((await world.reply(answer, hook))["blocks"])
     assert f"*{BO}* · Alert · slack_bot → {ALERTS} · seller (default) · *sent*" in history
 
     world.sandbox.advance(3 * HOUR)  # CY: Undelivered, for the channel Slack does not know
@@ -128,11 +130,15 @@ async def test_a_subscribed_channel_receives_the_alert_when_a_parcel_turns_alert
         if c.args["channel"] == ALERTS
     )
 
-    answer, _ = await world.command("unsubscribe", channel=ALERTS)
-    assert answer.json()["text"] == "This channel no longer gets trackops alerts."
+    answer, hook = await world.command("unsubscribe", channel=ALERTS)
+    assert (await world.reply(answer, hook))[
+        "text"
+    ] == "This channel no longer gets trackops alerts."
     assert [s.target for s in await world.service.alert_subscriptions("slack_bot")] == [GONE]
-    answer, _ = await world.command("unsubscribe", channel=ALERTS)
-    assert answer.json()["text"] == "This channel was not subscribed to trackops alerts."
+    answer, hook = await world.command("unsubscribe", channel=ALERTS)
+    assert (await world.reply(answer, hook))[
+        "text"
+    ] == "This channel was not subscribed to trackops alerts."
 
 
 async def test_socket_mode_receives_commands_and_buttons_and_acks_them(

@@ -115,9 +115,9 @@ async def test_bad_signature_and_stale_timestamp_get_401_and_reach_nothing(
 
 async def test_help_and_an_unknown_command_answer_the_help(world: SlackWorld) -> None:
     for text in ("help", "", "frobnicate RR1"):
-        answer, _ = await world.command(text, user=USER)
+        answer, hook = await world.command(text, user=USER)
         assert answer.status == 200
-        reply = answer.json()
+        reply = await world.reply(answer, hook)
         assert reply["response_type"] == "ephemeral"
         shown = texts(reply["blocks"])
         assert "/track add NUMBER [CARRIER] [PARAM] [TAG]" in shown
@@ -136,16 +136,16 @@ async def test_add_then_status_with_timeline_and_buttons(world: SlackWorld) -> N
         origin_country=301,
         destination_country=1404,
     )  # fmt: skip
-    answer, _ = await world.command(f"add {NUMBER} - - gift", user=USER)
+    answer, hook = await world.command(f"add {NUMBER} - - gift", user=USER)
     assert answer.status == 200
-    assert answer.json()["text"] == f"{NUMBER} registered."
+    assert (await world.reply(answer, hook))["text"] == f"{NUMBER} registered."
     registration = world.sandbox.tracked(NUMBER)
     assert registration is not None and registration.tag == "gift"
 
     world.sandbox.advance(4 * HOUR)
     await world.service.sync(actor="test")
-    answer, _ = await world.command(f"status {NUMBER}", user=USER)
-    reply = answer.json()
+    answer, hook = await world.command(f"status {NUMBER}", user=USER)
+    reply = await world.reply(answer, hook)
     shown = texts(reply["blocks"])
     assert reply["blocks"][0]["type"] == "header"
     assert reply["blocks"][0]["text"]["text"] == f"{NUMBER} · In transit"
@@ -169,7 +169,7 @@ async def test_list_pages_with_a_more_button(world: SlackWorld) -> None:
     numbers = [f"RR{100000000 + i:09d}CN" for i in range(12)]
     await register(world, *numbers)
     answer, hook = await world.command("list not_found", user=USER)
-    blocks = answer.json()["blocks"]
+    blocks = (await world.reply(answer, hook))["blocks"]
     shown = texts(blocks)
     assert "*Not found shipments* 1-10 of 12" in shown
     assert sum(n in shown for n in numbers) == 10
@@ -189,8 +189,8 @@ async def test_list_pages_with_a_more_button(world: SlackWorld) -> None:
 
 async def test_history_command_and_button(world: SlackWorld) -> None:
     await register(world, NUMBER)
-    answer, _ = await world.command(f"history {NUMBER}", user=USER)
-    assert f"No notifications for {NUMBER}" in texts(answer.json()["blocks"])
+    answer, hook = await world.command(f"history {NUMBER}", user=USER)
+    assert f"No notifications for {NUMBER}" in texts((await world.reply(answer, hook))["blocks"])
     pressed, hook = await world.button(ACTION_HISTORY, NUMBER, user=USER)
     assert pressed.status == 200
     post = (await world.slack.wait_for_hook(hook)).body
@@ -250,13 +250,13 @@ async def test_an_admin_deletes_and_changes_carrier(world: SlackWorld) -> None:
     await register(world, NUMBER, OTHER)
     answer, hook = await world.command(f'carrier {NUMBER} "royal mail"')
     assert answer.status == 200
-    reply = answer.json() or (await world.slack.wait_for_hook(hook)).body
+    reply = await world.reply(answer, hook)
     assert reply["text"] == f"{NUMBER} now has carrier Royal Mail (11031)."
     registration = world.sandbox.tracked(NUMBER)
     assert registration is not None and registration.carrier == 11031
 
-    answer, _ = await world.command(f"delete {OTHER}")
-    assert answer.json()["text"] == f"{OTHER} deleted."
+    answer, hook = await world.command(f"delete {OTHER}")
+    assert (await world.reply(answer, hook))["text"] == f"{OTHER} deleted."
     assert world.sandbox.tracked(OTHER) is None
     audit = await world.audit(ADMIN)
     assert ("delete", OTHER, "ok") in audit
@@ -287,7 +287,7 @@ async def test_17track_refusing_the_key_is_a_plain_answer(world: SlackWorld) -> 
     world.sandbox.fail_next(401)
     answer, hook = await world.command(f"retrack {NUMBER}", user=USER)
     assert answer.status == 200
-    reply = answer.json()
+    reply = await world.reply(answer, hook)
     if reply["text"].startswith("Retracking"):  # answered after the ack
         reply = (await world.slack.wait_for_hook(hook)).body
     assert "key" in reply["text"].lower() and "Traceback" not in reply["text"]
@@ -358,9 +358,9 @@ async def test_damaged_modal_metadata_is_refused_in_the_form(world: SlackWorld) 
 async def test_malformed_commands_get_a_clear_message(
     world: SlackWorld, text: str, expected: str
 ) -> None:
-    answer, _ = await world.command(text)
+    answer, hook = await world.command(text)
     assert answer.status == 200
-    reply = answer.json()
+    reply = await world.reply(answer, hook)
     assert expected.lower() in reply["text"].lower(), reply["text"]
     assert "Traceback" not in answer.text
 
@@ -397,8 +397,11 @@ async def test_malformed_payloads_never_get_a_traceback(world: SlackWorld) -> No
     pressed = await world.post(*signed(form(elsewhere)), "foreign response_url")
     assert pressed.status == 200
 
-    more = button_payload(ACTION_MORE, "{]", user=USER, channel=CHANNEL, response_url=hook)
+    broken_hook = world.slack.hook_url()
+    more = button_payload(ACTION_MORE, "{]", user=USER, channel=CHANNEL, response_url=broken_hook)
     await world.post(*signed(form(more)), "broken More")
+    answer = (await world.slack.wait_for_hook(broken_hook)).body  # recorded before answering
+    assert answer["text"] == "This button's page is not readable; run /track list again."
     assert ("list", "", "failed") in await world.audit(USER)
 
     forged_hook = world.slack.hook_url()
