@@ -27,7 +27,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pluggy import HookimplMarker, HookspecMarker
 
@@ -37,18 +37,31 @@ if TYPE_CHECKING:
     from trackops.core.channels import Channel
     from trackops.core.config import Settings
     from trackops.core.rules import ShipmentFacts
-    from trackops.core.service import Service
+    from trackops.core.service import Service, ShipmentDetail
     from trackops.core.status import Transition
 
 __all__ = [
     "PROJECT",
+    "Access",
     "CliCommand",
     "CliContext",
+    "DashboardContext",
+    "DashboardScreen",
+    "DetailPanel",
+    "PaletteCommand",
     "Predicate",
     "RegisterCarrierParam",
     "RegisterChannel",
     "RegisterCommand",
+    "RegisterDetailPanel",
+    "RegisterPaletteCommand",
     "RegisterPredicate",
+    "RegisterScreen",
+    "RegisterSlackCommand",
+    "SlackButton",
+    "SlackCommand",
+    "SlackContext",
+    "SlackReply",
     "hookimpl",
     "hookspec",
 ]
@@ -111,6 +124,150 @@ class CliCommand:
 
 RegisterCommand = Callable[[CliCommand], None]
 """``register(CliCommand(...))``: add a ``trackops`` sub-command."""
+
+
+class DashboardContext(Protocol):
+    """What a plugin's dashboard command, screen or panel gets from the dashboard."""
+
+    service: Service
+    """The dashboard's service (queries, and commands that record ``actor``)."""
+    numbers: tuple[str, ...]
+    """The selected shipments: the highlighted row of the table, or the shipment whose detail
+    is shown; empty on other screens or with an empty table."""
+    actor: str
+    """Who acts, for the service's commands: ``tui``."""
+    plugin: str
+    """The name of the plugin the command comes from."""
+
+    def notify(self, text: str, *, error: bool = False) -> None:
+        """Show ``text`` as a notification (plain text, never markup)."""
+        ...
+
+
+@dataclass(frozen=True)
+class PaletteCommand:
+    """A dashboard command contributed by a plugin: in the command palette (``ctrl+p``) and
+    the help screen (``?``) as "help (plugin NAME)", optionally on a key.
+
+    ``name``: lower-case letters, digits, '-' (unique among the plugins' palette commands and
+    screens); ``help``: one line; ``run(ctx)`` does the work on ``ctx.numbers`` with
+    ``ctx.service`` and may be ``async``; the text it returns (or None) is shown as a
+    notification. ``key``: a key that runs it (Textual's key names: ``"L"``, ``"ctrl+l"``,
+    ``"f6"``); a key the dashboard or another plugin already uses is refused. Whatever ``run``
+    raises becomes an error notification naming the plugin; the dashboard goes on.
+    """
+
+    name: str
+    help: str
+    run: Callable[[DashboardContext], Awaitable[str | None] | str | None]
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class DashboardScreen:
+    """A screen a plugin adds to the dashboard, opened from the command palette ("Open ...")
+    or by ``key``.
+
+    ``make(ctx)`` returns the screen to push: an instance of a ``textual.screen.Screen``
+    subclass (import Textual inside ``make``; core never imports it). A failure in ``make``
+    is an error notification naming the plugin.
+    """
+
+    name: str
+    help: str
+    make: Callable[[DashboardContext], object]
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class DetailPanel:
+    """A panel in the dashboard's shipment detail, below the shipment's fields.
+
+    ``render(detail, service)`` returns what the panel shows for that shipment: a ``str``
+    (plain text, never markup), a ``textual.widget.Widget`` (e.g. ``textual.widgets.Link``),
+    or None to hide the panel for this shipment. It may be ``async``; it is bounded by a
+    timeout. An exception, a timeout or another kind of value is shown in the panel itself
+    ("failed: ..."), never a crash. ``title``: the panel's heading.
+    """
+
+    name: str
+    title: str
+    render: Callable[[ShipmentDetail, Service], object]
+
+
+Access = Literal["anyone", "admins"]
+"""Who may run a plugin's ``/track`` subcommand: anyone in the workspace, or ``[slack] admins``."""
+
+
+class SlackContext(Protocol):
+    """What a plugin's ``/track`` subcommand (or its button) gets from the bot."""
+
+    service: Service
+    """The bot's service; pass ``actor`` to its commands so the audit log names the user."""
+    args: tuple[str, ...]
+    """The words after the subcommand, split shell-style (quotes keep words together)."""
+    user_id: str
+    """The Slack user (``U012ABC``)."""
+    actor: str
+    """``slack:<user id>``, for the service's commands."""
+    channel_id: str | None
+    """The channel the command was typed in (None when Slack named none)."""
+    is_admin: bool
+    """Whether the user is in ``[slack] admins``."""
+
+
+@dataclass(frozen=True)
+class SlackButton:
+    """A button under a plugin's ``/track`` answer: pressing it runs the plugin's ``/track``
+    subcommand ``command`` with ``args``, with the same access check and audit as typing it."""
+
+    label: str
+    command: str
+    args: tuple[str, ...] = ()
+    style: Literal["primary", "danger"] | None = None
+
+
+@dataclass(frozen=True)
+class SlackReply:
+    """A ``/track`` answer: ``text`` (Slack mrkdwn; ``&``, ``<`` and ``>`` are escaped, so it
+    can be bold but cannot ping or forge links) and optional buttons."""
+
+    text: str
+    buttons: tuple[SlackButton, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlackCommand:
+    """A ``/track`` subcommand contributed by a plugin.
+
+    ``name``: the subcommand (lower-case letters, digits, '-'; not one of the bot's own);
+    ``help``: one line, shown by ``/track help`` as "help (plugin NAME)"; ``usage``: the
+    arguments shown after the name (``"[DAYS]"``); ``access``: ``"anyone"`` or ``"admins"``
+    (``[slack] admins``): the bot refuses others, records the refusal and runs nothing.
+    ``run(ctx)`` returns a ``str`` or a ``SlackReply`` and may be ``async``; the bot records
+    each run (actor ``slack:<user>``, action ``name``) and keeps Slack's 3-second
+    acknowledgement (a slow answer follows through Slack's response URL). A ``TrackopsError``
+    becomes its message; any other exception an error line naming the plugin.
+    """
+
+    name: str
+    help: str
+    run: Callable[[SlackContext], Awaitable[str | SlackReply] | str | SlackReply]
+    usage: str = ""
+    access: Access = "anyone"
+
+
+RegisterPaletteCommand = Callable[[PaletteCommand], None]
+"""``register(PaletteCommand(...))``: add a dashboard command."""
+
+RegisterScreen = Callable[[DashboardScreen], None]
+"""``register(DashboardScreen(...))``: add a dashboard screen."""
+
+RegisterDetailPanel = Callable[[DetailPanel], None]
+"""``register(DetailPanel(...))``: add a panel to the shipment detail."""
+
+RegisterSlackCommand = Callable[[SlackCommand], None]
+"""``register(SlackCommand(...))``: add a ``/track`` subcommand."""
 
 Predicate = Callable[["Transition", "ShipmentFacts"], bool]
 """A custom condition's extra test: ``fn(transition, facts) -> bool``."""
@@ -190,4 +347,46 @@ def trackops_setup_server(app: web.Application, service: Service, settings: Sett
     Mode client), or nothing when your settings are not configured. ``service`` is the
     front-ends' facade over the running engine. An exception is logged with the plugin's
     name and the server runs without that plugin's part. Returns nothing.
+    """
+
+
+@hookspec
+def trackops_register_palette_commands(register: RegisterPaletteCommand) -> None:
+    """Register dashboard commands (command palette, help screen, optional key).
+
+    Called once per process, when the plugin host loads (the engine opens it). Call
+    ``register(PaletteCommand(...))`` for each command. A name or key another plugin already
+    registered is refused at load, naming both; a key the dashboard itself uses is refused
+    when the dashboard starts (the command stays in the palette). Returns nothing.
+    """
+
+
+@hookspec
+def trackops_register_screens(register: RegisterScreen) -> None:
+    """Register dashboard screens, opened from the command palette ("Open NAME") or a key.
+
+    Called once per process, when the plugin host loads. Call
+    ``register(DashboardScreen(...))`` for each screen; its name shares the palette
+    commands' namespace. Returns nothing.
+    """
+
+
+@hookspec
+def trackops_register_detail_panels(register: RegisterDetailPanel) -> None:
+    """Register panels for the dashboard's shipment detail (a carrier's tracking page,
+    customs data ...).
+
+    Called once per process, when the plugin host loads. Call ``register(DetailPanel(...))``
+    for each panel; panels show in load order. Returns nothing.
+    """
+
+
+@hookspec
+def trackops_register_slack_commands(register: RegisterSlackCommand) -> None:
+    """Register ``/track`` subcommands for the Slack bot.
+
+    Called once per process, when the plugin host loads. Call ``register(SlackCommand(...))``
+    for each subcommand. A name another plugin already registered is refused at load, naming
+    both; a name of the bot's own commands is refused when the bot starts (logged, and shown
+    by ``trackops plugins``). Returns nothing.
     """

@@ -33,7 +33,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pluggy
 from trackops.core import hookspecs
@@ -41,13 +41,23 @@ from trackops.core.carriers import CarrierParam
 from trackops.core.channels import Channel, ChannelError, Message
 from trackops.core.config import ConfigError, Settings
 from trackops.core.errors import TrackopsError
-from trackops.core.hookspecs import PROJECT, CliCommand, hookimpl
+from trackops.core.hookspecs import (
+    PROJECT,
+    CliCommand,
+    DashboardScreen,
+    DetailPanel,
+    PaletteCommand,
+    SlackCommand,
+    hookimpl,
+)
 
 __all__ = [
+    "FrontEndExtensions",
     "PluginChannel",
     "PluginError",
     "PluginHost",
     "PluginInfo",
+    "Provided",
     "await_me_maybe",
     "hookimpl",
 ]
@@ -58,6 +68,9 @@ T = TypeVar("T")
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _COMMAND_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+# Textual key names: "L", "ctrl+l", "f6", "ctrl+shift+up" (no spaces, no commas: one key).
+_KEY_RE = re.compile(r"^(?:(?:ctrl|shift|alt|meta|super|hyper)\+)*(?:[a-z0-9_]{1,20}|[A-Z])$")
+_ACCESS = ("anyone", "admins")
 _OBSERVER_TIMEOUT = 10.0
 
 
@@ -90,6 +103,28 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     provides: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+@dataclass(frozen=True)
+class Provided(Generic[T_co]):
+    """One contribution to a front-end and the plugin that registered it."""
+
+    item: T_co
+    plugin: str
+
+
+@dataclass(frozen=True)
+class FrontEndExtensions:
+    """What plugins add to the dashboard and the Slack bot, in load order, each with its
+    plugin (``Service.extensions()`` hands it to the front-ends)."""
+
+    palette_commands: tuple[Provided[PaletteCommand], ...] = ()
+    screens: tuple[Provided[DashboardScreen], ...] = ()
+    detail_panels: tuple[Provided[DetailPanel], ...] = ()
+    slack_commands: tuple[Provided[SlackCommand], ...] = ()
 
 
 class _Manager(pluggy.PluginManager):
@@ -191,6 +226,12 @@ class PluginHost:
         self._origin: dict[tuple[str, object], str] = {}
         self._provides: dict[str, list[str]] = {}
         self._errors: dict[str, list[str]] = {}
+        self._front: dict[str, list[Provided[Any]]] = {
+            "palette": [],
+            "screen": [],
+            "panel": [],
+            "slack": [],
+        }
 
     # ------------------------------------------------------------------ loading
 
@@ -324,6 +365,10 @@ class PluginHost:
             "trackops_register_predicates", {"settings": self.settings}, self._predicate_register
         )
         self._call_each("trackops_register_carrier_params", {}, self._param_register)
+        self._call_each("trackops_register_palette_commands", {}, self._palette_register)
+        self._call_each("trackops_register_screens", {}, self._screen_register)
+        self._call_each("trackops_register_detail_panels", {}, self._panel_register)
+        self._call_each("trackops_register_slack_commands", {}, self._slack_register)
         params: dict[str, int] = {}
         for param in self._carrier_params:
             plugin = self._origin[("carrier param", (param.carrier, param.kind))]
@@ -392,6 +437,114 @@ class PluginHost:
             self._carrier_params.append(param)
 
         return register
+
+    # ------------------------------------------------------------------ front-end registrations
+
+    def _check_common(
+        self, plugin: str, item: object, kind: type, what: str, *, label: str = "help"
+    ) -> str:
+        if not isinstance(item, kind):
+            raise PluginError(
+                f"plugin {plugin!r} registered {item!r}; expected a"
+                f" trackops.core.hookspecs.{kind.__name__}"
+            )
+        name = getattr(item, "name", None)
+        if not isinstance(name, str) or not _COMMAND_RE.match(name):
+            raise PluginError(
+                f"plugin {plugin!r} registered a {what} with an invalid name {name!r}"
+                " (expected lower-case letters, digits or '-', starting with a letter)"
+            )
+        text = getattr(item, label)
+        if not isinstance(text, str) or not text.strip() or "\n" in text or len(text) > 200:
+            raise PluginError(
+                f"plugin {plugin!r}: {what} {name!r} needs a one-line {label}"
+                " (at most 200 characters)"
+            )
+        return name
+
+    def _check_callable(self, plugin: str, what: str, name: str, fn: object, attr: str) -> None:
+        if not callable(fn):
+            raise PluginError(f"plugin {plugin!r}: {what} {name!r} has no callable {attr}")
+
+    def _check_key(self, plugin: str, what: str, name: str, key: str | None) -> None:
+        if key is None:
+            return
+        if not isinstance(key, str) or not _KEY_RE.match(key):
+            raise PluginError(
+                f"plugin {plugin!r}: {what} {name!r} has an invalid key {key!r}"
+                " (expected one Textual key name such as 'L', 'ctrl+l' or 'f6')"
+            )
+        self._duplicate("dashboard key", key, repr(key), plugin)
+
+    def _palette_register(self, plugin: str) -> Callable[[PaletteCommand], None]:
+        def register(command: PaletteCommand) -> None:
+            name = self._check_common(plugin, command, PaletteCommand, "palette command")
+            self._check_callable(plugin, "palette command", name, command.run, "run")
+            self._duplicate("palette command", name, repr(name), plugin)
+            self._check_key(plugin, "palette command", name, command.key)
+            self._front["palette"].append(Provided(command, plugin))
+            self._provides.setdefault(plugin, []).append(f"palette command {name}")
+
+        return register
+
+    def _screen_register(self, plugin: str) -> Callable[[DashboardScreen], None]:
+        def register(screen: DashboardScreen) -> None:
+            name = self._check_common(plugin, screen, DashboardScreen, "screen")
+            self._check_callable(plugin, "screen", name, screen.make, "make")
+            self._duplicate("palette command", name, repr(name), plugin)
+            self._check_key(plugin, "screen", name, screen.key)
+            self._front["screen"].append(Provided(screen, plugin))
+            self._provides.setdefault(plugin, []).append(f"screen {name}")
+
+        return register
+
+    def _panel_register(self, plugin: str) -> Callable[[DetailPanel], None]:
+        def register(panel: DetailPanel) -> None:
+            name = self._check_common(plugin, panel, DetailPanel, "detail panel", label="title")
+            self._check_callable(plugin, "detail panel", name, panel.render, "render")
+            self._duplicate("detail panel", name, repr(name), plugin)
+            self._front["panel"].append(Provided(panel, plugin))
+            self._provides.setdefault(plugin, []).append(f"detail panel {name}")
+
+        return register
+
+    def _slack_register(self, plugin: str) -> Callable[[SlackCommand], None]:
+        def register(command: SlackCommand) -> None:
+            name = self._check_common(plugin, command, SlackCommand, "/track subcommand")
+            self._check_callable(plugin, "/track subcommand", name, command.run, "run")
+            if command.access not in _ACCESS:
+                raise PluginError(
+                    f"plugin {plugin!r}: /track subcommand {name!r} has access"
+                    f" {command.access!r}; expected 'anyone' or 'admins'"
+                )
+            usage = command.usage
+            if not isinstance(usage, str) or "\n" in usage or len(usage) > 100:
+                raise PluginError(
+                    f"plugin {plugin!r}: /track subcommand {name!r} needs a one-line usage"
+                )
+            self._duplicate("/track subcommand", name, repr(name), plugin)
+            self._front["slack"].append(Provided(command, plugin))
+            self._provides.setdefault(plugin, []).append(f"/track subcommand {name}")
+
+        return register
+
+    def front_end(self) -> FrontEndExtensions:
+        """What the plugins add to the dashboard and the Slack bot."""
+        self._ensure_collected()
+        return FrontEndExtensions(
+            palette_commands=tuple(self._front["palette"]),
+            screens=tuple(self._front["screen"]),
+            detail_panels=tuple(self._front["panel"]),
+            slack_commands=tuple(self._front["slack"]),
+        )
+
+    def refuse(self, plugin: str, what: str) -> None:
+        """A front-end refused something ``plugin`` registered (e.g. a name of its own
+        commands): logged, and shown by ``trackops plugins`` with the plugin's errors."""
+        log.error("plugin %s: %s", plugin, what)
+        errors = self._errors.setdefault(plugin, [])
+        if what not in errors:
+            errors.append(what)
 
     # ------------------------------------------------------------------ what plugins gave
 

@@ -66,7 +66,7 @@ from trackops.plugins import carriers as carrier_params
 
 if TYPE_CHECKING:
     from trackops.core.client import TrackClient
-    from trackops.core.plugins import PluginHost
+    from trackops.core.plugins import FrontEndExtensions, PluginHost
 
 __all__ = [
     "Actor",
@@ -461,6 +461,21 @@ class Service:
     def engine(self) -> Engine:
         """The engine, for the runtime wiring (listener, dispatcher). Front-ends: don't."""
         return self._engine
+
+    def extensions(self) -> FrontEndExtensions:
+        """What plugins add to the front-ends (dashboard commands, screens and detail panels,
+        ``/track`` subcommands), each with its plugin; empty when plugins are not loaded."""
+        from trackops.core.plugins import FrontEndExtensions
+
+        host = self._engine.plugins
+        return host.front_end() if host is not None else FrontEndExtensions()
+
+    def refuse_extension(self, plugin: str, what: str) -> None:
+        """A front-end refused something ``plugin`` registered: logged and kept with the
+        plugin's errors (``trackops plugins``)."""
+        host = self._engine.plugins
+        if host is not None:
+            host.refuse(plugin, what)
 
     def _now(self) -> datetime:
         return self._engine.clock()

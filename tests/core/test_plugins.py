@@ -510,3 +510,127 @@ def test_plugins_add_cli_commands_and_duplicates_are_refused_naming_both() -> No
     builtin = host_with(("one", _command_plugin("list")))
     with pytest.raises(PluginError, match="already registered by plugin 'trackops'"):
         builtin.cli_commands(reserved=["list"])
+
+
+# --------------------------------------------------------------------------- front-end hooks
+
+
+def _front_end_plugin(suffix: str = "", key: str | None = "L") -> Any:
+    from trackops.core.hookspecs import (
+        DashboardScreen,
+        DetailPanel,
+        PaletteCommand,
+        SlackCommand,
+    )
+
+    class FrontEndPlugin:
+        @hookimpl
+        def trackops_register_palette_commands(self, register: Any) -> None:
+            register(PaletteCommand(f"late{suffix}", "tag as late", lambda ctx: None, key=key))
+
+        @hookimpl
+        def trackops_register_screens(self, register: Any) -> None:
+            register(DashboardScreen(f"late-list{suffix}", "late parcels", lambda ctx: None))
+
+        @hookimpl
+        def trackops_register_detail_panels(self, register: Any) -> None:
+            register(DetailPanel(f"link{suffix}", "Carrier page", lambda detail, service: ""))
+
+        @hookimpl
+        def trackops_register_slack_commands(self, register: Any) -> None:
+            register(SlackCommand(f"late{suffix}", "late parcels", lambda ctx: "", "[DAYS]"))
+
+    return FrontEndPlugin()
+
+
+def test_front_end_registrations_are_collected_with_their_plugin() -> None:
+    host = host_with(("late", _front_end_plugin()))
+    front = host.front_end()
+    assert [(p.item.name, p.item.key, p.plugin) for p in front.palette_commands] == [
+        ("late", "L", "late")
+    ]
+    assert [(p.item.name, p.plugin) for p in front.screens] == [("late-list", "late")]
+    assert [(p.item.title, p.plugin) for p in front.detail_panels] == [("Carrier page", "late")]
+    (slack,) = front.slack_commands
+    assert (slack.item.name, slack.item.usage, slack.item.access) == ("late", "[DAYS]", "anyone")
+    provides = next(p for p in host.describe() if p.name == "late").provides
+    assert provides == [
+        "palette command late",
+        "screen late-list",
+        "detail panel link",
+        "/track subcommand late",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("second", "what"),
+    [
+        (lambda: _front_end_plugin(key="K"), "palette command 'late'"),
+        (lambda: _front_end_plugin(suffix="-2"), "dashboard key 'L'"),
+    ],
+)
+def test_two_plugins_claiming_one_front_end_name_are_refused_at_load(
+    second: Any, what: str
+) -> None:
+    host = host_with(("one", _front_end_plugin()), ("two", second()))
+    with pytest.raises(PluginError) as caught:
+        host.load()
+    message = str(caught.value)
+    assert message.startswith(what)
+    assert "plugin 'two'" in message and "already registered by plugin 'one'" in message
+
+
+def test_slack_subcommands_of_two_plugins_collide_too() -> None:
+    from trackops.core.hookspecs import SlackCommand
+
+    def plugin() -> Any:
+        @hookimpl
+        def trackops_register_slack_commands(register: Any) -> None:
+            register(SlackCommand("eta", "estimated arrival", lambda ctx: ""))
+
+        return Plugin(trackops_register_slack_commands=trackops_register_slack_commands)
+
+    with pytest.raises(PluginError, match="/track subcommand 'eta' registered by plugin 'b'"):
+        host_with(("a", plugin()), ("b", plugin())).load()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda h: h.PaletteCommand("Bad Name", "x", print), "invalid name 'Bad Name'"),
+        (lambda h: h.PaletteCommand("ok", "", print), "needs a one-line help"),
+        (lambda h: h.PaletteCommand("ok", "two\nlines", print), "needs a one-line help"),
+        (lambda h: h.PaletteCommand("ok", "x", None), "has no callable run"),
+        (lambda h: h.PaletteCommand("ok", "x", print, key="ctrl+l,q"), "invalid key"),
+        (lambda h: h.DetailPanel("ok", "", print), "needs a one-line title"),
+        (lambda h: h.SlackCommand("ok", "x", print, access="root"), "expected 'anyone' or"),
+        (lambda h: h.CliCommand("ok", "x", print), "expected a trackops.core.hookspecs"),
+    ],
+)
+def test_invalid_front_end_registrations_are_refused(make: Any, message: str) -> None:
+    item = make(hookspecs)
+    hook = {
+        "DetailPanel": "trackops_register_detail_panels",
+        "SlackCommand": "trackops_register_slack_commands",
+    }.get(type(item).__name__, "trackops_register_palette_commands")
+
+    def register_it(register: Any) -> None:
+        register(item)
+
+    register_it.__name__ = hook
+    with pytest.raises(PluginError, match=re.escape(message)):
+        host_with(("bad", Plugin(**{hook: hookimpl(register_it)}))).load()
+
+
+def test_no_plugins_no_extensions_and_refusals_are_kept() -> None:
+    host = host_with()
+    assert host.front_end() == hookspecs_front_end_empty()
+    host.refuse("late", "/track subcommand 'list' is one of the bot's own; refused")
+    host.refuse("late", "/track subcommand 'list' is one of the bot's own; refused")
+    assert host._errors["late"] == ["/track subcommand 'list' is one of the bot's own; refused"]
+
+
+def hookspecs_front_end_empty() -> Any:
+    from trackops.core.plugins import FrontEndExtensions
+
+    return FrontEndExtensions()
