@@ -53,6 +53,7 @@ from trackops.core.store import (
     ShipmentRecord,
     ShipmentUpdate,
     Store,
+    StoreError,
     Subscription,
     is_transient,
 )
@@ -360,7 +361,11 @@ class Engine:
             self._store = await Store.open(self.settings.store.url)
         # A process killed while it held claims (kill -9, power cut) would delay its rows by
         # the whole lease; released at once, they are sent by the next dispatcher run.
-        released = await self.release_dead_claims()
+        try:
+            released = await self.release_dead_claims()
+        except StoreError as exc:  # e.g. a read-only store: reading must still work
+            log.warning("claims of dead processes not released: %s", exc)
+            released = 0
         if released:
             log.warning("released %d notifications claimed by a process that died", released)
 
