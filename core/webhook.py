@@ -283,7 +283,9 @@ async def handle_push(request: web.Request) -> web.Response:
         row_id = await app[WRITER].write(body, now)
     except Exception as exc:
         stats.store_failures += 1
-        log.error("push not stored, answering 503 so 17TRACK retries: %s", exc)
+        # The writer logged the cause once for the whole batch (ERROR); one line per push here
+        # would repeat it hundreds of times while, e.g., another process holds the lock.
+        log.debug("push not stored, answering 503 so 17TRACK retries: %s", exc)
         return _answer(503, "push could not be stored; retry later")
     stats.accepted += 1
     stats.last_push_at = now
