@@ -340,6 +340,8 @@ def test_an_answer_decoder_is_built_for_each_item_type_and_kept() -> None:
     assert envelope.data is not None
     assert envelope.data.accepted == [Accepted(number="RR123456789CN")]
     decoder = wire._decoders[Accepted]
+    # A well-formed answer takes the strict decoder only, never the tolerant pass.
+    assert wire.Envelope[Accepted] not in wire._type_infos
     again = wire.decode_envelope(body, Accepted)
     assert again == envelope
     assert wire._decoders[Accepted] is decoder
@@ -908,6 +910,7 @@ def test_a_track_list_with_odd_rows_keeps_every_row(caplog: pytest.LogCaptureFix
         {"number": f"RR1234567{i:02d}CN", "w1": "China Post", "e": "10", "ir": 1, "ts": 0}
         for i in range(25)
     ]
+    rows[-1]["ir"] = 2
     body = {"code": 0, "data": {"accepted": rows, "page": {**PAGE, "data_total": 25}}}
     with caplog.at_level("WARNING", logger=LOGGER):
         answer = track_list(body)
@@ -916,6 +919,8 @@ def test_a_track_list_with_odd_rows_keeps_every_row(caplog: pytest.LogCaptureFix
     first = answer.data.accepted[0]
     assert first.first_carrier is None and first.package_status == 10
     assert first.retrack_enabled is True and first.tracking is False
+    last = answer.data.accepted[-1]
+    assert last.retrack_enabled == 2 and last.retrack_enabled is not False  # no flag: kept
     assert answer.data.page is not None and answer.data.page.data_total == 25
     (warning,) = warnings_of(caplog)
     head = "17TRACK track list: unusable values left out (defaults kept): "
