@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from textual.widgets import DataTable, Header, Label, Static
 from trackops.tui.format import clean, route, safe, status_style, status_text
 from trackops.tui.messages import NotificationsChanged, ShipmentsChanged
 
@@ -21,6 +21,24 @@ if TYPE_CHECKING:
     from trackops.tui.app import TrackopsApp
 
 __all__ = ["DetailScreen"]
+
+
+_KEYS = Text.assemble(
+    *(
+        part
+        for key, what in (
+            ("esc", "back"),
+            ("s", "stop"),
+            ("r", "retrack"),
+            ("d", "delete"),
+            ("c", "carrier"),
+            ("e", "tag"),
+            ("f", "resend a failed notification"),
+            ("?", "help"),
+        )
+        for part in ((f" {key} ", "bold reverse"), (f" {what}  ", ""))
+    )
+)
 
 
 def _when(value: datetime | None) -> str:
@@ -70,7 +88,9 @@ class DetailScreen(Screen[None]):
             yield DataTable(id="timeline", cursor_type="row", zebra_stripes=True)
             yield Label("Notifications", classes="panel-title")
             yield DataTable(id="detail-notifications", cursor_type="row")
-        yield Footer()
+        # A static key line, not a Footer: the Footer rebuilds its keys each time the screen
+        # is shown, which cost more than reading the shipment.
+        yield Static(_KEYS, classes="keys")
 
     def on_mount(self) -> None:
         self.title = f"Shipment {clean(self.number)}"

@@ -96,6 +96,8 @@ class CarrierPicker(Vertical):
 
     @on(Input.Changed, "#carrier")
     def _changed(self, event: Input.Changed) -> None:
+        if self.chosen is not None and event.value == self.chosen.name:
+            return  # the box shows the carrier just taken
         self.chosen = None
         self._search(event.value)
 
@@ -112,6 +114,20 @@ class CarrierPicker(Vertical):
             options.add_option(Option(label, id=str(choice.code)))
         options.display = bool(self.choices)
 
+    @on(Input.Submitted, "#carrier")
+    def _take_first(self, event: Input.Submitted) -> None:
+        # enter in the box takes the best match (the list is best first); once a carrier is
+        # taken, enter goes on to the dialog.
+        if self.chosen is None and self.choices:
+            event.stop()
+            self.pick(self.choices[0])
+
+    def key_down(self) -> None:
+        options = self.query_one("#carrier-options", OptionList)
+        if options.display and self.query_one("#carrier", Input).has_focus:
+            options.focus()
+            options.highlighted = 0
+
     @on(OptionList.OptionSelected, "#carrier-options")
     def _picked(self, event: OptionList.OptionSelected) -> None:
         event.stop()
@@ -124,6 +140,7 @@ class CarrierPicker(Vertical):
         with box.prevent(Input.Changed):
             box.value = choice.name
         self.query_one("#carrier-options", OptionList).display = False
+        box.focus()
         self.post_message(Input.Changed(box, box.value))
 
     def carrier_code(self) -> int | None:

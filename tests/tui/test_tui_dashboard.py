@@ -14,7 +14,7 @@ from textual.widgets import Input, Static, TextArea
 from trackops.core.wire import PackageStatus
 from trackops.tui.app import TrackopsApp, make_app
 from trackops.tui.detail import DetailScreen
-from trackops.tui.dialogs import ConfirmDialog, RegisterDialog
+from trackops.tui.dialogs import CarrierPicker, ConfirmDialog, RegisterDialog
 from trackops.tui.help import HelpScreen
 from trackops.tui.main_screen import MainScreen
 from trackops.tui.table import ShipmentTable
@@ -178,11 +178,16 @@ async def test_the_carrier_picker_searches_by_name_and_shows_the_param_hint(serv
         await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
         dialog = app.screen
         await pilot.click("#carrier")
-        await pilot.press(*"china post")
+        await pilot.press(*"gls")
         options = dialog.query_one("#carrier-options")
-        await wait_until(pilot, lambda: options.option_count > 0)
-        await pilot.press("down", "enter")
-        assert dialog.query_one("#carrier", Input).value.lower().startswith("china")
+        await wait_until(pilot, lambda: options.option_count > 1)
+        await pilot.press("down", "down", "enter")  # into the list, the second match
+        picker = dialog.query_one(CarrierPicker)
+        assert picker.chosen is not None and "GLS" in picker.chosen.name
+        assert dialog.query_one("#carrier", Input).value == picker.chosen.name
+        label = str(dialog.query_one("#param-label").render())
+        if picker.chosen.needs_param is not None:  # the carrier helper's hint is shown
+            assert picker.chosen.needs_param.hint[:20] in label
         await pilot.press("escape")
 
 
@@ -352,3 +357,28 @@ async def test_a_refused_command_shows_as_a_notification_not_a_crash(service: An
         await pilot.press("q")
     assert app.return_code == 0
     assert (await service.count_shipments()) == SEEDED
+
+
+async def test_change_the_carrier_through_the_picker(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        number = table(app).highlighted.number
+        await pilot.press("c")
+        box = await _focused_input(pilot)
+        box.value = ""
+        await pilot.press(*"usps")
+        options = app.screen.query_one("#carrier-options")
+        await wait_until(pilot, lambda: options.option_count > 0)
+        await pilot.press("enter")  # enter in the box takes the best match
+        await wait_until(pilot, lambda: box.value == "USPS")
+        await pilot.press("enter")  # and enter again changes the carrier
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), seconds=10)
+        await wait_until(
+            pilot,
+            lambda: any(
+                r.carrier_name == "USPS" for r in table(app).rows_shown if r.number == number
+            ),
+            seconds=10,
+        )
+    assert (await service.shipment(number)).shipment.carrier_name == "USPS"
