@@ -105,12 +105,14 @@ def shipment_rows(count: int, seq: int) -> list[dict[str, Any]]:
     return rows
 
 
-def history_rows(count: int, shipments: int, seq: int) -> list[dict[str, Any]]:
-    rng = random.Random(9)
+def history_rows(
+    rng: random.Random, first: int, count: int, total: int, shipments: int, seq: int
+) -> list[dict[str, Any]]:
+    """Rows ``first``..``first + count`` of ``total``, spread over the last 60 days."""
     rows = []
     start = NOW - timedelta(days=60)
-    step = timedelta(days=60) / count
-    for j in range(count):
+    step = timedelta(days=60) / total
+    for j in range(first, first + count):
         i = rng.randrange(shipments)
         seller = j % 5 == 0
         rows.append(
@@ -152,8 +154,9 @@ async def fill(store: Store, shipments: int, history: int) -> None:
         rows = shipment_rows(shipments, seq)
         for start in range(0, len(rows), 20_000):
             await conn.execute(shipments_table.insert(), rows[start : start + 20_000])
+    rng = random.Random(9)
     for start in range(0, history, 100_000):
-        batch = history_rows(min(100_000, history - start), shipments, seq)
+        batch = history_rows(rng, start, min(100_000, history - start), history, shipments, seq)
         async with store._write() as conn:
             await conn.execute(notifications.insert(), batch)
 

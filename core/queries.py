@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from trackops.core.store import (
     CONDITION_KINDS,
+    SEND_STATUSES,
     audit,
     change_seq,
     inbox,
@@ -546,9 +547,31 @@ async def history_page(
             # A few rows equal the text: list them, so that the page is read by key rather
             # than by walking the whole history in time order looking for them.
             ids = found
-    where = _history_where(flt, dialect, None if ids is not None else exact)
+    numbers: tuple[str, ...] | None = None
+    if text and not exact and dialect == "sqlite+fts" and len(text) >= 3:
+        # Nothing equals the text: the numbers of the shipments that contain it (their
+        # number, order or email, through the search index), and recipients starting with
+        # it, instead of reading the whole history.
+        numbers = await _fts_numbers(conn, text)
+    where = _history_where(flt, dialect, None if ids is not None or numbers is not None else exact)
     if ids is not None:
         where.append(notifications.c.id.in_(ids))
+    if numbers is not None:
+        low = text.lower()
+        columns = (notifications.c.number, notifications.c.order_number, notifications.c.recipient)
+        where.append(
+            sa.or_(
+                # the listed shipments' rows that themselves contain the text
+                sa.and_(
+                    notifications.c.number.in_(numbers),
+                    sa.or_(*(_contains(c, text, dialect) for c in columns)),
+                ),
+                sa.and_(
+                    notifications.c.recipient >= low,
+                    notifications.c.recipient < low + "\U0010ffff",
+                ),
+            )
+        )
     kind = "h"
     if after is not None:
         at, id_ = decode_cursor(kind, after, (datetime, int))
@@ -564,6 +587,22 @@ async def history_page(
     rows = rows[:limit]
     cursor = encode_cursor(kind, [rows[-1]["created_at"], rows[-1]["id"]]) if more else None
     return rows, cursor
+
+
+async def _fts_numbers(conn: AsyncConnection, text: str) -> tuple[str, ...] | None:
+    """Numbers of the shipments whose number, order, email or tag contains ``text`` (the
+    search index); None when there are too many to list (then the caller scans)."""
+    phrase = '"' + text.replace('"', '""') + '"'
+    rows = await conn.execute(
+        sa.text(
+            "SELECT s.number FROM shipments AS s WHERE s.rowid IN"
+            " (SELECT rowid FROM shipment_search WHERE shipment_search MATCH :phrase)"
+            " LIMIT :cap"
+        ),
+        {"phrase": phrase, "cap": _EXACT_CAP + 1},
+    )
+    found = tuple(rows.scalars())
+    return found if len(found) <= _EXACT_CAP else None
 
 
 # --------------------------------------------------------------------------- audit
@@ -699,14 +738,18 @@ async def report_figures(
             shipments.c.updated_at.between(start, end),
         )
     )
-    sends = {
-        status: int(n)
-        for status, n in await conn.execute(
-            sa.select(notifications.c.send_status, sa.func.count())
+    # One count per send status: each a range of the (send_status, created_at) index, where
+    # a GROUP BY over the period would read every row of it.
+    sends = {}
+    for status in SEND_STATUSES:
+        n = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(notifications)
+            .where(notifications.c.send_status == status)
             .where(notifications.c.created_at.between(start, end))
-            .group_by(notifications.c.send_status)
         )
-    }
+        if n:
+            sends[status] = int(n)
     attention_where = (
         shipments.c.active.is_(True),
         shipments.c.package_status.in_([int(s) for s in _NEEDS_ATTENTION]),

@@ -147,6 +147,14 @@ async def test_history_pages_and_filters(service: Service) -> None:
     assert [r.id for r in page.items + rest.items] == [r.id for r in everything.items]
     mine = await service.history(HistoryQuery(search="buyer8@example.com"))
     assert {r.recipient for r in mine.items} == {"buyer8@example.com"}
+    # nothing equals these: a fragment of an email, and the start of a recipient
+    fragment = await service.history(HistoryQuery(search="uyer1"), limit=100)
+    assert [r.id for r in fragment.items] == [
+        r.id for r in everything.items if "uyer1" in r.recipient
+    ]
+    assert len(fragment.items) > 3
+    seller = await service.history(HistoryQuery(search="ops@shop"))
+    assert seller.items and {r.recipient for r in seller.items} == {"ops@shop.example"}
     with pytest.raises(InvalidInputError, match="unknown send status"):
         await service.history(HistoryQuery(send_statuses=frozenset({"lost"})))
 
