@@ -10,12 +10,18 @@ The wire format (models, encoding, the error table, number and tag checks) lives
 * **Local validation.** A malformed number (-18010012), an over-long tag (-18010015) or a
   carrier that is not an integer (-18010011) is rejected before sending, with the message
   17TRACK would give, and spends no request. Duplicates within one call are sent once.
-* **Rate limit.** Every request (retries included) passes one ``aiolimiter.AsyncLimiter``
-  shared by all clients of the same endpoint and key in the process. It spaces requests
-  ``1.05 / rate_limit`` seconds apart, so no 1-second window, however it is placed, ever sees
-  more than ``rate_limit`` requests. (``AsyncLimiter(rate_limit, 1.0)`` would not do: it lets
-  ``rate_limit`` requests through at once and then one every ``1 / rate_limit`` s, i.e. up to
-  ``2 * rate_limit - 1`` requests in the first second.)
+* **Rate limit.** Every request (retries included) passes one ``RateLimiter`` shared by all
+  clients of the same endpoint and key in the process: a sliding window, as 17TRACK counts.
+  A request goes out only when the one ``rate_limit`` requests before it went out at least
+  ``RATE_MARGIN`` seconds (1.05 s) ago, so no 1-second window, however it is placed, ever
+  sees more than ``rate_limit`` requests, with 50 ms to spare for jitter between our clock
+  and the server's. A window's requests go out close together (80 ms apart, so that the server
+  takes them one at a time), then the next window's 1.05 s later: 1,200 numbers (30 requests)
+  register in about 9.6 s rather than the 10.15 s that evenly spaced requests with the same
+  margin take. (A token bucket such as
+  ``aiolimiter.AsyncLimiter(rate_limit, 1.0)`` would not do: it lets ``rate_limit`` requests
+  through at once and then one every ``1 / rate_limit`` s, i.e. up to ``2 * rate_limit - 1``
+  requests in the first second.)
 * **Retries.** HTTP 429, 500, 502, 503, 504, timeouts, connection errors and the envelope code
   -18010003 ("please retry later") are retried ``max_retries`` times with exponential backoff
   and jitter, within a bounded total time; then ``ApiUnavailable`` is raised.
@@ -32,6 +38,7 @@ import inspect
 import logging
 import random
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -39,7 +46,6 @@ from typing import Any, Final, Generic, Self, TypeVar
 
 import aiohttp
 import msgspec
-from aiolimiter import AsyncLimiter
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -75,6 +81,7 @@ __all__ = [
     "ApiUnavailable",
     "BatchResult",
     "Progress",
+    "RateLimiter",
     "TrackClient",
     "TrackListPage",
     "rate_limiter",
@@ -91,7 +98,10 @@ Progress = Callable[[int, int], object]
 """``progress(done, total)``; may return an awaitable, which is awaited."""
 
 RATE_MARGIN: Final = 1.05
-"""Requests are spaced ``RATE_MARGIN / rate_limit`` apart: 5% slack for network jitter."""
+"""The window the client keeps: ``rate_limit`` requests per 1.05 s, 5% slack for jitter."""
+
+MIN_GAP: Final = 0.08
+"""Seconds between two requests of one window, so the server takes them one at a time."""
 
 RETRYABLE_HTTP_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 """HTTP statuses worth retrying: rate limited, or the service is briefly unwell."""
@@ -172,25 +182,87 @@ class BatchResult(Generic[T]):
 # --------------------------------------------------------------------------- rate limiting
 
 
-def rate_limiter(rate_limit: float) -> AsyncLimiter:
-    """An ``AsyncLimiter`` letting at most ``rate_limit`` requests into any 1-second window.
+class RateLimiter:
+    """At most ``max_rate`` grants in any window of ``time_period`` seconds (a sliding window).
 
-    One request at a time, ``RATE_MARGIN / rate_limit`` seconds apart: ``k`` consecutive
-    requests span ``(k - 1) * 1.05 / rate_limit`` s, which exceeds one second as soon as
-    ``k > rate_limit``, with 5% to spare for jitter between our clock and the server's.
+    ``acquire()`` returns once the grant ``max_rate`` places before this one is at least
+    ``time_period`` seconds old, and at least ``min_gap`` seconds after the one just before
+    it (so that a window's requests reach the server one after the other rather than queued
+    behind each other, which would delay their arrival and shrink the window the server sees).
+    Waiters are served in arrival order. Times are the event loop's clock. ``max_rate`` and
+    ``available`` tell how much is left in the current window.
+    """
+
+    def __init__(self, max_rate: int, time_period: float, min_gap: float = 0.0) -> None:
+        if max_rate < 1 or time_period <= 0 or min_gap < 0:
+            raise ValueError(f"a rate limit needs max_rate >= 1 and time_period > 0, got "
+                             f"{max_rate!r} per {time_period!r} s")  # fmt: skip
+        self.max_rate = max_rate
+        self.time_period = time_period
+        self.min_gap = min(min_gap, time_period / max_rate)
+        self._grants: deque[float] = deque(maxlen=max_rate)
+        self._turn: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(max_rate={self.max_rate!r}, time_period={self.time_period!r})"
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    @property
+    def available(self) -> int:
+        """Grants that could be made right now without waiting."""
+        now = self._now()
+        return self.max_rate - sum(1 for t in self._grants if now - t < self.time_period)
+
+    @property
+    def _level(self) -> float:
+        """Grants inside the current window (the name ``aiolimiter`` gives its bucket level)."""
+        return float(self.max_rate - self.available)
+
+    async def acquire(self) -> None:
+        """Wait for a place in the window, then take it."""
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            while self._grants:
+                due = self._grants[-1] + self.min_gap
+                if len(self._grants) == self.max_rate:
+                    due = max(due, self._grants[0] + self.time_period)
+                wait = due - self._now()
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self._grants.append(self._now())
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def rate_limiter(rate_limit: float) -> RateLimiter:
+    """A ``RateLimiter`` letting at most ``rate_limit`` requests into any 1-second window.
+
+    ``rate_limit`` requests per ``RATE_MARGIN`` (1.05) seconds: 5% to spare for jitter between
+    our clock and the server's. A rate below 1, or with a fraction, becomes whole requests per
+    a longer window (0.5/s: 1 per 2.1 s; 2.5/s: 2 per 0.84 s).
     """
     if rate_limit <= 0:
         raise ValueError(f"rate_limit must be positive, got {rate_limit!r}")
-    return AsyncLimiter(max_rate=1, time_period=RATE_MARGIN / rate_limit)
+    count = max(1, int(rate_limit))
+    period = RATE_MARGIN * count / rate_limit
+    return RateLimiter(max_rate=count, time_period=period, min_gap=MIN_GAP)
 
 
-# One limiter per (endpoint, key, rate), remade when the event loop changes: aiolimiter binds
-# itself to the loop it first ran on. Holding the loop weakly keeps closed loops collectable.
-_shared: dict[tuple[str, str, float], tuple[weakref.ref[asyncio.AbstractEventLoop], AsyncLimiter]]
+# One limiter per (endpoint, key, rate), remade when the event loop changes (its lock and
+# clock belong to one loop). Holding the loop weakly keeps closed loops collectable.
+_shared: dict[tuple[str, str, float], tuple[weakref.ref[asyncio.AbstractEventLoop], RateLimiter]]
 _shared = {}
 
 
-def shared_limiter(api: ApiSettings) -> AsyncLimiter:
+def shared_limiter(api: ApiSettings) -> RateLimiter:
     """The process-wide limiter for ``api``'s endpoint and key, on the running event loop.
 
     17TRACK counts requests per key, so every ``TrackClient`` with the same base URL and key
@@ -289,7 +361,7 @@ class TrackClient:
         api: ApiSettings,
         *,
         session: aiohttp.ClientSession | None = None,
-        limiter: AsyncLimiter | None = None,
+        limiter: RateLimiter | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
         retry_budget: float = 60.0,
@@ -344,11 +416,11 @@ class TrackClient:
         return self._session
 
     @property
-    def limiter(self) -> AsyncLimiter:
+    def limiter(self) -> RateLimiter:
         """The rate limiter this client's requests pass through."""
         return self._get_limiter()
 
-    def _get_limiter(self) -> AsyncLimiter:
+    def _get_limiter(self) -> RateLimiter:
         if self._limiter is None:
             return shared_limiter(self._api)
         return self._limiter

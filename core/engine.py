@@ -83,8 +83,7 @@ from trackops.plugins import carriers as carrier_params
 if TYPE_CHECKING:
     # aiohttp and the client are imported when the engine first talks to 17TRACK, so that
     # commands that only read the store start fast.
-    from aiolimiter import AsyncLimiter
-    from trackops.core.client import BatchResult, TrackClient
+    from trackops.core.client import BatchResult, RateLimiter, TrackClient
 
 __all__ = [
     "Change",
@@ -468,7 +467,7 @@ class Engine:
         for event in self._change_events:
             event.set()
 
-    def rate_limiter(self) -> AsyncLimiter | None:
+    def rate_limiter(self) -> RateLimiter | None:
         """The limiter the 17TRACK client uses (None before the client is opened)."""
         return self._client.limiter if self._client is not None else None
 

@@ -1212,7 +1212,7 @@ class SandboxState:
                 answer["code"] = top_code
             return status, answer
         now = self._monotonic()
-        while self._window and now - self._window[0] >= 1.0:
+        while self._window and now - self._window[0] > 1.0:
             self._window.popleft()
         if len(self._window) >= self.config.rate_limit:
             return 429, None

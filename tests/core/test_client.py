@@ -8,6 +8,7 @@ because 3 requests per second is the point.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import socket
 import time
@@ -20,6 +21,7 @@ from trackops.core import wire
 from trackops.core.client import (
     ApiAuthError,
     ApiUnavailable,
+    RateLimiter,
     TrackClient,
     rate_limiter,
     shared_limiter,
@@ -334,24 +336,46 @@ async def test_rate_limit_holds_for_30_concurrent_calls(
     times = [t for t, _, _ in sandbox.state.requests]
     assert len(times) == 30
     assert max_in_any_second(times) <= 3
-    assert elapsed < 13  # ~29 * 0.35 s
+    assert elapsed < 12  # 9 windows of 1.05 s
 
 
-async def test_naive_aiolimiter_would_burst() -> None:
-    """Why the client does not use AsyncLimiter(3, 1.0): it lets 5 through in one second."""
-    from aiolimiter import AsyncLimiter
-
+async def test_the_limiter_keeps_any_window_under_the_rate_and_waits_no_longer() -> None:
+    """The sliding window: ``rate`` grants per 1.05 s, 80 ms apart inside a window. A token
+    bucket (aiolimiter's ``AsyncLimiter(3, 1.0)``) would let 5 through in the first second;
+    evenly spaced grants (one per 0.35 s) would take 0.58 s longer for 30."""
     loop = asyncio.get_running_loop()
+    limiter = rate_limiter(3)
+    started = loop.time()
+    times: list[float] = []
 
-    async def grants(limiter: AsyncLimiter, count: int) -> list[float]:
-        out = []
-        for _ in range(count):
-            await limiter.acquire()
-            out.append(loop.time())
-        return out
+    async def take() -> None:
+        await limiter.acquire()
+        times.append(loop.time() - started)
 
-    assert max_in_any_second(await grants(AsyncLimiter(3, 1.0), 5)) == 5
-    assert max_in_any_second(await grants(rate_limiter(10), 13)) <= 10
+    await asyncio.gather(*(take() for _ in range(12)))
+    assert max_in_any_second(times) == 3
+    assert all(b - a >= 1.05 - 1e-3 for a, b in zip(times, times[3:], strict=False))
+    assert all(b - a >= 0.08 - 1e-3 for a, b in itertools.pairwise(times))
+    assert times[-1] < 3 * 1.05 + 2 * 0.08 + 0.1  # 4 windows: 3.31 s, not 11 * 0.35 = 3.85 s
+    assert limiter.available == 0
+    assert max_in_any_second([t for t in await grants(rate_limiter(10), 13)]) <= 10
+
+
+async def grants(limiter: RateLimiter, count: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    out = []
+    for _ in range(count):
+        await limiter.acquire()
+        out.append(loop.time())
+    return out
+
+
+@pytest.mark.parametrize(("rate", "count", "period"), [(3, 3, 1.05), (0.5, 1, 2.1), (2.5, 2, 0.84)])
+def test_fractional_rates_become_whole_requests_per_window(
+    rate: float, count: int, period: float
+) -> None:
+    limiter = rate_limiter(rate)
+    assert (limiter.max_rate, round(limiter.time_period, 6)) == (count, period)
 
 
 def test_rate_limiter_rejects_nonsense() -> None:
@@ -573,14 +597,12 @@ async def test_client_opens_and_closes_its_own_session(api: ApiSettings) -> None
 
 
 async def test_custom_limiter_is_used(api: ApiSettings, sandbox: RunningSandbox) -> None:
-    from aiolimiter import AsyncLimiter
-
-    class CountingLimiter(AsyncLimiter):
+    class CountingLimiter(RateLimiter):
         acquired = 0
 
-        async def acquire(self, amount: float = 1) -> None:
+        async def acquire(self) -> None:
             type(self).acquired += 1
-            await super().acquire(amount)
+            await super().acquire()
 
     limiter = CountingLimiter(1, 0.35)
     async with fast(api, limiter=limiter) as client:

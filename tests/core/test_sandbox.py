@@ -521,9 +521,11 @@ def test_rate_window_slides_over_one_second() -> None:
         clock[0] = now
         statuses.append(gate())
     assert statuses == [200, 200, 200, 429, 429]
-    clock[0] = 101.0  # the first request is now a full second old
+    clock[0] = 101.0  # strict: a window's both ends count, so 100.0 is still in it
+    assert gate() == 429
+    clock[0] = 101.001  # the first request has left the window
     assert [gate(), gate()] == [200, 429]
-    clock[0] = 101.5  # 100.25 and 100.5 have left the window
+    clock[0] = 101.501  # 100.25 and 100.5 have left the window
     assert [gate(), gate(), gate()] == [200, 200, 429]
 
 
