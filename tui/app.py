@@ -20,6 +20,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from trackops.core.plugins import FrontEndExtensions
 from trackops.tui.detail import DetailScreen
 from trackops.tui.dialogs import CarrierDialog, ConfirmDialog, RegisterDialog, TextDialog
 from trackops.tui.format import STATUS_KEYS, age, clean
@@ -83,8 +84,14 @@ class TrackopsApp(App[int]):
         self._seen_notes: set[int] = set()
         self.sync_progress: tuple[int, int] | None = None
         """The last (done, total) of a sync run from the dashboard."""
+        self.extensions = FrontEndExtensions()
+        """What plugins add (palette commands, screens, detail panels), read at mount."""
 
     def on_mount(self) -> None:
+        from trackops.tui.extensions import bind_plugin_keys, extensions_of
+
+        self.extensions = extensions_of(self.service)
+        bind_plugin_keys(self, self.extensions)
         self.push_screen(MainScreen())
         if self.live:
             self._follow_changes()
@@ -212,6 +219,36 @@ class TrackopsApp(App[int]):
 
     async def action_quit(self) -> None:
         self.exit(0)
+
+    # ------------------------------------------------------------------ plugins
+
+    def action_plugin_command(self, name: str) -> None:
+        """Run plugin command ``name`` on the selected shipment (its key or the palette)."""
+        self._plugin_command(name, self._selected_numbers(self.screen))
+
+    def action_plugin_screen(self, name: str) -> None:
+        """Open plugin screen ``name``."""
+        self._plugin_screen(name, self._selected_numbers(self.screen))
+
+    @work(group="plugin", exit_on_error=False)
+    async def _plugin_command(self, name: str, numbers: tuple[str, ...]) -> None:
+        from trackops.tui.extensions import run_command
+
+        for provided in self.extensions.palette_commands:
+            if provided.item.name == name:
+                await run_command(self, provided, numbers)
+
+    @work(group="plugin", exit_on_error=False)
+    async def _plugin_screen(self, name: str, numbers: tuple[str, ...]) -> None:
+        from trackops.tui.extensions import open_screen
+
+        for provided in self.extensions.screens:
+            if provided.item.name == name:
+                await open_screen(self, provided, numbers)
+
+    def _selected_numbers(self, screen: Screen[object]) -> tuple[str, ...]:
+        number = self._selected_number(screen)
+        return (number,) if number else ()
 
     # ------------------------------------------------------------------ commands
 
@@ -341,6 +378,19 @@ class TrackopsApp(App[int]):
                 f"Change carrier of {number}", "", lambda: self.change_carrier(number)
             )
             yield SystemCommand(f"Edit tag of {number}", "", lambda: self.edit_tag(number))
+        selected = self._selected_numbers(screen)
+        for provided in self.extensions.palette_commands:
+            yield SystemCommand(
+                clean(provided.item.name),
+                clean(f"{provided.item.help} (plugin {provided.plugin})"),
+                lambda n=provided.item.name: self._plugin_command(n, selected),
+            )
+        for shown in self.extensions.screens:
+            yield SystemCommand(
+                clean(f"Open {shown.item.name}"),
+                clean(f"{shown.item.help} (plugin {shown.plugin})"),
+                lambda n=shown.item.name: self._plugin_screen(n, selected),
+            )
         names = [(0, "all"), *((int(k), s.display) for k, s in STATUS_KEYS.items())]
         for key, name in names:
             yield SystemCommand(

@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Label, Static
+from trackops.tui.extensions import PluginPanels
 from trackops.tui.format import clean, route, safe, status_style, status_text
 from trackops.tui.messages import NotificationsChanged, ShipmentsChanged
 
@@ -84,6 +85,7 @@ class DetailScreen(Screen[None]):
         yield Header(show_clock=False, icon="▣")
         with VerticalScroll(id="detail-body"):
             yield Static(id="facts")
+            yield PluginPanels(id="plugin-panels")
             yield Label("Timeline (event times as the carrier gave them)", classes="panel-title")
             yield DataTable(id="timeline", cursor_type="row", zebra_stripes=True)
             yield Label("Notifications", classes="panel-title")
@@ -160,6 +162,7 @@ class DetailScreen(Screen[None]):
         for pair in pairs:
             facts.add_row(*pair)
         self.query_one("#facts", Static).update(facts)
+        self.query_one(PluginPanels).show(detail)
 
         timeline = self.query_one("#timeline", DataTable)
         timeline.clear()

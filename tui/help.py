@@ -66,10 +66,14 @@ class HelpScreen(ModalScreen[None]):
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()
-        for title, rows in HELP:
+        from trackops.tui.extensions import extensions_of, help_rows
+
+        plugins = help_rows(extensions_of(getattr(self.app, "service", None)))
+        sections = (*HELP, ("Plugins", plugins)) if plugins else HELP
+        for title, rows in sections:
             table.add_row(Text(title, style="bold underline"), "")
             for key, text in rows:
-                table.add_row(key, text)
+                table.add_row(Text(key), Text(text))
             table.add_row("", "")
         with VerticalScroll(classes="box wide", id="help"):
             yield Static(table)
