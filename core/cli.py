@@ -573,6 +573,13 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"[bold]{_markup(row.number)}[/]  {row.status.display}"
             f"  ({'tracking' if row.active else 'stopped'})"
         )
+        if row.unknown_since is not None:
+            console.print(
+                f"17TRACK no longer knows this number (since {row.unknown_since:%Y-%m-%d %H:%M}"
+                f" UTC): `trackops register {row.number}` tracks it again",
+                markup=False,
+                soft_wrap=True,
+            )
         carrier = row.carrier_name or "carrier not known yet"
         console.print(f"carrier: {safe_text(carrier)}", markup=False)
         for label, value in (("order", row.order), ("buyer", row.email), ("tag", row.tag)):

@@ -538,6 +538,9 @@ def test_a_number_17track_forgot_is_reported_once_with_its_fix(
     table = trackops("list", config=config).out
     (line,) = [line for line in table.splitlines() if line.startswith(forgotten)]
     assert line.rstrip().endswith("unknown to 17TRACK")
+    status = trackops_process("status", forgotten, config=config).out.splitlines()
+    assert status[1].startswith("17TRACK no longer knows this number (since ")
+    assert status[1].endswith(f"UTC): `trackops register {forgotten}` tracks it again")
 
 
 def test_messages_do_not_repeat_the_error_code(config: Path) -> None:
