@@ -1476,7 +1476,13 @@ class Store:
     # ------------------------------------------------------------------ shipments
 
     async def add_shipments(self, rows: Sequence[NewShipment]) -> list[str]:
-        """Insert shipments; returns the numbers inserted (existing ones are kept as they are)."""
+        """Insert shipments; returns the numbers inserted.
+
+        An existing shipment keeps what it has; only its empty details (order, email, name,
+        tag, carrier, final carrier, extra param) are filled from the row. 17TRACK pushes a
+        number's first data seconds after its registration, so the push may create the
+        shipment before the registration stores it: the buyer's email must not be lost then.
+        """
         if not rows:
             return []
         now = _utcnow()
@@ -1503,6 +1509,11 @@ class Store:
         async with self._write() as conn:
             existing = await self._existing_numbers(conn, list(values))
             fresh = [v for n, v in values.items() if n not in existing]
+            if existing:
+                await conn.execute(
+                    self._fill_details,
+                    [{f"p_{k}": v for k, v in values[n].items()} for n in sorted(existing)],
+                )
             if fresh:
                 seq = await self._bump(conn)
                 for v in fresh:
@@ -1510,6 +1521,25 @@ class Store:
                 # ON CONFLICT: another process may have inserted one since the SELECT.
                 await conn.execute(self._dialect.insert_ignore(shipments), fresh)
         return [v["number"] for v in fresh]
+
+    _fill_details = (
+        shipments.update()
+        .where(shipments.c.number == sa.bindparam("p_number"))
+        .values(
+            {
+                name: sa.func.coalesce(shipments.c[name], sa.bindparam(f"p_{name}", type_=kind))
+                for name, kind in (
+                    ("order_number", sa.String),
+                    ("email", sa.String),
+                    ("buyer_name", sa.String),
+                    ("tag", sa.String),
+                    ("carrier", sa.Integer),
+                    ("final_carrier", sa.Integer),
+                    ("extra_param", sa.String),
+                )
+            }
+        )
+    )
 
     async def _existing_numbers(self, conn: AsyncConnection, numbers: Sequence[str]) -> set[str]:
         found: set[str] = set()

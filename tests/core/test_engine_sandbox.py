@@ -24,7 +24,7 @@ from trackops.core.config import Settings
 from trackops.core.engine import Engine, RegisterRequest
 from trackops.core.sandbox import RunningSandbox, SandboxConfig, ScriptedEvent, running_sandbox
 from trackops.core.service import Service, ShipmentQuery
-from trackops.core.wire import NumberItem, RegisterItem
+from trackops.core.wire import Event, NumberItem, RegisterItem, TrackInfo
 from trackops.core.wire import PackageStatus as S
 
 START = datetime(2026, 3, 2, 8, 0)
@@ -311,6 +311,42 @@ async def test_one_undocumented_code_never_fails_its_batch_of_40(
     assert (again.applied, again.notifications) == (1, 1)
     history = await engine.store.history(search=odd)
     assert [(r.from_status, r.to_status) for r in history] == [(S(60), S.DELIVERED)]
+
+
+async def test_a_push_before_the_registration_is_stored_keeps_the_buyers_details(
+    engine: Engine, sandbox: RunningSandbox, channel: RecordingChannel
+) -> None:
+    """17TRACK pushes a number's first data seconds after registering it (the sandbox does
+    too): the push can create the shipment before ``register`` stores it. The order, email
+    and name must still be kept, and the buyer told. Failed before: the pushed row was kept
+    as it was, without them."""
+    state = sandbox.state
+    state.script("RR123456789CN", [step(-2, S.IN_TRANSIT, "Accepted"), step(5, S.DELIVERED)])
+    await engine.apply_track_info(
+        "RR123456789CN",
+        TrackInfo(package_status=S.IN_TRANSIT, latest_event=Event(time_raw="2026-03-02 06:00")),
+    )
+    record = await engine.store.get_shipment("RR123456789CN")
+    assert record is not None and record.email is None  # made by the push
+    await register(engine, "RR123456789CN", order="A-1001", name="Ada Buyer")
+    record = await engine.store.get_shipment("RR123456789CN")
+    assert record is not None
+    assert (record.order_number, record.email, record.buyer_name, record.status) == (
+        "A-1001",
+        BUYER,
+        "Ada Buyer",
+        S.IN_TRANSIT,
+    )
+    state.advance(6 * HOUR)
+    await engine.sync()
+    await engine.dispatch_pending()
+    assert [(m.recipient, m.order, m.to_status) for m in channel.sent] == [
+        (BUYER, "A-1001", S.DELIVERED)
+    ]
+    # Registering again never overwrites what is there.
+    await register(engine, "RR123456789CN", order="B-2", email="other@example.com")
+    record = await engine.store.get_shipment("RR123456789CN")
+    assert record is not None and (record.order_number, record.email) == ("A-1001", BUYER)
 
 
 async def test_stale_information_moves_the_shipment_but_notifies_no_one(
