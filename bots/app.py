@@ -28,7 +28,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from slack_bolt.context.respond.async_respond import AsyncRespond
     from slack_sdk.models.blocks import Block
     from slack_sdk.web.async_client import AsyncWebClient
+    from trackops.core.hookspecs import SlackCommand
+    from trackops.core.plugins import Provided
     from trackops.core.service import Service
 
 __all__ = [
@@ -95,6 +97,8 @@ class SlackBot:
     service: Service
     settings: SlackBotSettings
     ack_budget: float = ACK_BUDGET
+    plugin_commands: dict[str, Provided[SlackCommand]] = field(default_factory=dict)
+    """The plugins' ``/track`` subcommands by name (``extensions.plugin_commands``)."""
 
     @property
     def admins(self) -> frozenset[str]:
@@ -216,7 +220,7 @@ def create_slack_app(
     it; Socket Mode requests are not signed and bolt skips the check for them).
     """
     from slack_bolt.async_app import AsyncApp
-    from trackops.bots import actions, commands, views
+    from trackops.bots import actions, commands, extensions, views
 
     slack = settings.slack
     secret = slack.signing_secret.reveal()
@@ -237,7 +241,9 @@ def create_slack_app(
     finally:
         bolt_log.removeFilter(quiet)
     bot = SlackBot(service=service, settings=slack, ack_budget=ack_budget)
+    bot.plugin_commands = extensions.plugin_commands(service)
     commands.register(app, bot)
+    extensions.register(app, bot)
     actions.register(app, bot)
     views.register(app, bot)
 

@@ -269,9 +269,11 @@ HELP_LINES: Final = (
 )
 
 
-def help_blocks(unknown: str | None = None) -> list[Block]:
-    """``/track help`` (and the answer to an unknown subcommand, which it names)."""
+def help_blocks(unknown: str | None = None, plugins: Sequence[str] = ()) -> list[Block]:
+    """``/track help`` (and the answer to an unknown subcommand, which it names); ``plugins``:
+    the lines of the plugins' subcommands (``extensions.help_lines``), listed after ours."""
     lines = [f"`{usage(verb)}`: {text}" for verb, text in HELP_LINES]
+    lines.extend(plugins)
     statuses = ", ".join(s.slug for s in PackageStatus)
     blocks: list[Block] = []
     if unknown is not None:

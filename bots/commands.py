@@ -108,6 +108,12 @@ async def handle_track(
         )
         return
     channel = valid_channel_id(body.get("channel_id"))
+    plugin = bot.plugin_commands.get((command.unknown or "").lower())
+    if plugin is not None:
+        from trackops.bots.extensions import handle_typed
+
+        await handle_typed(bot, ack, respond, user, channel, plugin, command.args)
+        return
     if command.verb in ADMIN_ACTIONS and not bot.is_admin(user):
         target = command.args[0] if command.args else ""
         action = AUDIT_ACTIONS.get(command.verb, command.verb)
@@ -162,7 +168,7 @@ async def run_command(bot: SlackBot, user: str, channel: str | None, command: Co
             case _:
                 await bot.record(user, "help", command.unknown or "", "ok")
                 text = "Commands of /track" if command.unknown is None else "Unknown command"
-                return Reply(text, blocks=help_blocks(command.unknown))
+                return Reply(text, blocks=help_blocks(command.unknown, _plugin_help(bot)))
     except TrackopsError as exc:
         # The service records its own commands; queries and refusals before it are ours.
         if command.verb in {"status", "list", "history"}:
@@ -297,6 +303,12 @@ def outcome_reply(outcome: CommandOutcome, done: str) -> Reply:
     text = "\n".join(lines) or "Nothing was done."
     fallback = plain(text.replace("*", "").replace("_", ""), 300)
     return Reply(fallback, blocks=text_blocks(text))
+
+
+def _plugin_help(bot: SlackBot) -> list[str]:
+    from trackops.bots.extensions import help_lines
+
+    return help_lines(bot.plugin_commands)
 
 
 def _carrier_label(bot: SlackBot, code: int) -> str:

@@ -132,7 +132,7 @@ def parse_command(text: str | None) -> Command:
         return Command("help")
     verb, args = words[0].lower(), tuple(words[1:])
     if verb not in _ARITY:
-        return Command("help", unknown=_clip(words[0]))
+        return Command("help", args, unknown=_clip(words[0]))  # args: a plugin's subcommand
     for word in args:
         if len(word) > _MAX_WORD:
             raise CommandError(

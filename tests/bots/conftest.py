@@ -34,6 +34,7 @@ from slack_standin import (
 )
 from trackops.core.channels import RecordingChannel
 from trackops.core.config import ApiSettings, Secret, Settings, SlackBotSettings
+from trackops.core.plugins import PluginHost
 from trackops.core.runtime import open_service, running
 from trackops.core.sandbox import SandboxConfig, SandboxState, running_sandbox
 from trackops.core.service import Service
@@ -164,13 +165,15 @@ def world_factory(tmp_path: Path, slack_standin: SlackStandIn) -> Callable[..., 
     import contextlib
 
     @contextlib.asynccontextmanager
-    async def make(**slack_overrides: Any) -> AsyncIterator[SlackWorld]:
+    async def make(
+        extra_plugins: tuple[Any, ...] = (), **slack_overrides: Any
+    ) -> AsyncIterator[SlackWorld]:
         with contextlib.ExitStack() as stack:
-            async for world in _world(stack, **slack_overrides):
+            async for world in _world(stack, extra_plugins, **slack_overrides):
                 yield world
 
     async def _world(
-        stack: contextlib.ExitStack, **slack_overrides: Any
+        stack: contextlib.ExitStack, extra_plugins: tuple[Any, ...], **slack_overrides: Any
     ) -> AsyncIterator[SlackWorld]:
         sock = socket.socket()
         stack.callback(sock.close)
@@ -202,7 +205,15 @@ def world_factory(tmp_path: Path, slack_standin: SlackStandIn) -> Callable[..., 
             settings = slack_settings(base, slack_standin, **slack_overrides)
             memory = RecordingChannel("memory")
             async with (
-                open_service(settings, clock=sandbox.state.now, channels=[memory]) as service,
+                open_service(
+                    settings,
+                    clock=sandbox.state.now,
+                    channels=[memory],
+                    # extra_plugins: test plugins beside the installed ones (slack_bot too)
+                    plugins=PluginHost(settings, extra_plugins=extra_plugins)
+                    if extra_plugins
+                    else None,
+                ) as service,
                 running(service, sock=sock) as run,
                 aiohttp.ClientSession() as session,
             ):

@@ -40,7 +40,7 @@ from trackops.core.wire import PackageStatus as S
         ("subscribe", Command("subscribe")),
         ("subscribe alert undelivered", Command("subscribe", ("alert", "undelivered"))),
         ("unsubscribe", Command("unsubscribe")),
-        ("frobnicate RR1", Command("help", unknown="frobnicate")),
+        ("frobnicate RR1", Command("help", ("RR1",), unknown="frobnicate")),  # words kept: plugins
     ],
 )
 def test_commands_parse(text: str | None, expected: Command) -> None:
