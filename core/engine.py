@@ -128,8 +128,8 @@ def _say_applied(transitions: Sequence[Transition], notes: Sequence[Notification
         queued.setdefault(note.number or "", []).append(note)
     last_notifying = {t.number: i for i, t in enumerate(transitions) if t.notifies}
     for i, t in enumerate(transitions):
-        if not t.applies:
-            why = "a duplicate" if t.duplicate else "older than the stored state"
+        if not t.applies or t.refresh:
+            why = "a duplicate" if t.duplicate or t.refresh else "older than the stored state"
             push_log.info("push %s: %s, nothing changed", t.number, why)
             continue
         change = (
@@ -768,7 +768,7 @@ class Engine:
             updates = [(a.number, a.track) for a in result.accepted if a.track is not None]
             transitions, notes = await self.apply_track_infos(updates)
             asked += len(chunk)
-            applied += sum(1 for t in transitions if t.applies)
+            applied += sum(1 for t in transitions if t.applies and not t.refresh)
             notifications += len(notes)
             requests += result.requests
             forgotten = []

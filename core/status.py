@@ -137,7 +137,8 @@ class Transition:
 
     ``event_time`` is the time the stale check used (``z0``, else last tracked, else ``None``);
     ``latest_event_time`` is ``z0``'s own time (``None`` when missing or unparseable), kept so
-    that ``next_state`` need not parse it again.
+    that ``next_state`` need not parse it again. ``refresh``: the same latest event and status,
+    applied only to keep 17TRACK's later last-tracked time (nothing new to show or tell).
     """
 
     number: str
@@ -150,6 +151,7 @@ class Transition:
     out_of_order: bool
     event_time: datetime | None
     latest_event_time: datetime | None = None
+    refresh: bool = False
 
     @property
     def applies(self) -> bool:
@@ -243,13 +245,15 @@ def decide(
     if stored is None or not stored.synced:
         first_sync = True
         old_status = _NOT_FOUND
-        duplicate = out_of_order = False
+        duplicate = out_of_order = refresh = False
     else:
         first_sync = False
         old_status = stored.package_status
         key = event_key(latest)
         same = _same_latest_event(stored, info, key)
-        duplicate = same and new_status == old_status and not _tracked_later(stored, info)
+        unchanged = same and new_status == old_status
+        refresh = unchanged and _tracked_later(stored, info)
+        duplicate = unchanged and not refresh
         out_of_order = not duplicate and _older(stored, info, key, same)
     return Transition(
         number=number,
@@ -262,6 +266,7 @@ def decide(
         out_of_order=out_of_order,
         event_time=event_time,
         latest_event_time=new_latest_time,
+        refresh=refresh,
     )
 
 

@@ -247,6 +247,13 @@ CASES = [
         track(S.IN_TRANSIT, NOW - timedelta(hours=2), ylt1=NOW - timedelta(hours=2)),
         dict(duplicate=False, out_of_order=True, applies=False, notifies=False),
     ),
+    Case(
+        # 17TRACK looked again and found nothing new: stored for its clock, nothing to tell.
+        "same-event-same-status-tracked-later-is-a-refresh",
+        synced(S.IN_TRANSIT, at=NOW - timedelta(hours=2), last_tracked=NOW - timedelta(hours=2)),
+        track(S.IN_TRANSIT, NOW - timedelta(hours=2), ylt1=NOW - timedelta(hours=1)),
+        dict(duplicate=False, refresh=True, applies=True, status_changed=False, notifies=False),
+    ),
     # -- undocumented codes are kept and applied, but nobody is told of a code nobody can read.
     Case(
         "unknown-status-code-applies-without-notifying",
