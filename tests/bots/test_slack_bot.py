@@ -369,6 +369,12 @@ async def test_malformed_payloads_never_get_a_traceback(world: SlackWorld) -> No
     def signed(body: str) -> tuple[str, dict[str, str]]:
         return body, sign(body)
 
+    async with world.session.post(
+        world.events_url, data=b"text=\xff\xfe", headers={"Content-Type": "text/plain"}
+    ) as response:
+        assert response.status == 400
+        assert await response.text() == "not a Slack request: the body is not UTF-8 text"
+
     not_json = await world.post(*signed("payload=%7Bnot-json"), "not json")
     assert (
         not_json.status == 400 and not_json.text == "not a Slack request: its payload is not JSON"
