@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-import shutil
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -17,10 +13,12 @@ from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
 from plugin_helpers import (
     EXAMPLE,
+    LATE_EXAMPLE,
     SmtpRecorder,
     SmtpServer,
     example_installed_here,
     free_port,
+    installed_into,
 )
 
 POSTGRES_URL_ENV = "TRACKOPS_TEST_POSTGRES_URL"
@@ -99,35 +97,19 @@ def example_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     ``importlib.metadata`` finds its entry point, and on ``PYTHONPATH`` for the subprocesses
     tests start; both are taken back at the end of the session.
     """
-    work = tmp_path_factory.mktemp("example-plugin")
-    source = work / "src"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    target = work / "site"
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-            "--no-build-isolation", "--no-index", "--target", str(target), str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
-    if result.returncode != 0:
-        pytest.fail(f"cannot install {EXAMPLE}:\n{result.stdout}\n{result.stderr}")
-    old_pythonpath = os.environ.get("PYTHONPATH")
-    sys.path.insert(0, str(target))
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(target), old_pythonpath) if p)
-    importlib.invalidate_caches()
-    try:
-        importlib.import_module("trackops_webhook_notifier")
+    with installed_into(
+        EXAMPLE, tmp_path_factory.mktemp("example-plugin"), "trackops_webhook_notifier"
+    ):
         assert example_installed_here()
         yield EXAMPLE
-    finally:
-        sys.path.remove(str(target))
-        if old_pythonpath is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old_pythonpath
-        for name in [m for m in sys.modules if m.split(".")[0] == "trackops_webhook_notifier"]:
-            del sys.modules[name]
-        importlib.invalidate_caches()
+
+
+@pytest.fixture(scope="module")
+def late_parcels_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``examples/trackops-late-parcels`` installed into a temporary folder for one test
+    module (never into this venv): its dashboard and ``/track`` additions must not show up in
+    other modules' screens and help texts."""
+    with installed_into(
+        LATE_EXAMPLE, tmp_path_factory.mktemp("late-parcels"), "trackops_late_parcels"
+    ) as target:
+        yield target

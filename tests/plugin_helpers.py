@@ -3,9 +3,16 @@ an SMTP recorder, Slack and Discord stand-ins, the example plugin's location, a 
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.metadata
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +27,8 @@ SMTP_PASSWORD = "s3cret-Pa55word"
 SLACK_TOKEN = "xoxb-1234-secret-token"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "trackops-webhook-notifier"
 EXAMPLE_DIST = "trackops-webhook-notifier"
+LATE_EXAMPLE = EXAMPLE.parent / "trackops-late-parcels"
+"""The example plugin that extends the front-ends (CLI, dashboard, Slack)."""
 
 
 def free_port() -> int:
@@ -167,3 +176,45 @@ def example_installed_here() -> bool:
     except importlib.metadata.PackageNotFoundError:
         return False
     return any(ep.group == "trackops" and ep.name == "webhook" for ep in dist.entry_points)
+
+
+@contextlib.contextmanager
+def installed_into(source: Path, work: Path, module: str) -> Iterator[Path]:
+    """``source`` (a plugin's folder) installed into ``work/site``, never into this venv.
+
+    The folder is copied (so no build files land in the repo) and installed with ``pip install
+    --target`` (no dependencies, no build isolation, no index: offline, a few seconds). The
+    target is put on ``sys.path`` for this process, where ``importlib.metadata`` finds its
+    entry point, and on ``PYTHONPATH`` for the subprocesses tests start; both are taken back
+    on exit, with ``module``'s imports.
+    """
+    copy = work / "src"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    target = work / "site"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+            "--no-build-isolation", "--no-index", "--target", str(target), str(copy),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"cannot install {source}:\n{result.stdout}\n{result.stderr}")
+    old_pythonpath = os.environ.get("PYTHONPATH")
+    sys.path.insert(0, str(target))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(target), old_pythonpath) if p)
+    importlib.invalidate_caches()
+    try:
+        importlib.import_module(module)
+        yield target
+    finally:
+        sys.path.remove(str(target))
+        if old_pythonpath is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old_pythonpath
+        for name in [m for m in sys.modules if m.split(".")[0] == module]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
