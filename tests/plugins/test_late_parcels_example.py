@@ -194,3 +194,17 @@ async def test_its_detail_panel_links_the_tracking_page(service: Any) -> None:
         assert panel.provided.plugin == "late"
         link = panel.query_one(Link)
         assert link.url == f"https://t.17track.net/en#nums={number}"
+
+
+def test_the_guide_shows_this_plugins_source_exactly() -> None:
+    from plugin_helpers import LATE_EXAMPLE
+
+    root = LATE_EXAMPLE.parents[1]
+    docs = (root / "docs" / "plugins.md").read_text(encoding="utf-8")
+    begin, end = (
+        "<!-- late-parcels source: begin -->\n```python\n",
+        "```\n<!-- late-parcels source: end -->",
+    )
+    shown = docs[docs.index(begin) + len(begin) : docs.index(end)]
+    source = LATE_EXAMPLE / "trackops_late_parcels" / "__init__.py"
+    assert shown == source.read_text(encoding="utf-8")
