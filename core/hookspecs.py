@@ -132,8 +132,9 @@ class DashboardContext(Protocol):
     service: Service
     """The dashboard's service (queries, and commands that record ``actor``)."""
     numbers: tuple[str, ...]
-    """The selected shipments: the highlighted row of the table, or the shipment whose detail
-    is shown; empty on other screens or with an empty table."""
+    """The selected shipments: those marked with ``space`` in the table (in marking order),
+    else the highlighted row, or the shipment whose detail is shown; empty on other screens
+    or with an empty table."""
     actor: str
     """Who acts, for the service's commands: ``tui``."""
     plugin: str

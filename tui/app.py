@@ -247,6 +247,10 @@ class TrackopsApp(App[int]):
                 await open_screen(self, provided, numbers)
 
     def _selected_numbers(self, screen: Screen[object]) -> tuple[str, ...]:
+        """What plugin commands act on: the marked shipments (``space``), else the
+        highlighted one, or the one whose detail is shown."""
+        if isinstance(screen, MainScreen) and screen.table.marked:
+            return tuple(screen.table.marked)
         number = self._selected_number(screen)
         return (number,) if number else ()
 

@@ -136,6 +136,8 @@ def bind_plugin_keys(app: TrackopsApp, extensions: FrontEndExtensions) -> None:
 def help_rows(extensions: FrontEndExtensions) -> tuple[tuple[str, str], ...]:
     """The help screen's rows for what plugins add: (key, "help (plugin NAME)")."""
     rows: list[tuple[str, str]] = []
+    if extensions.palette_commands or extensions.screens:
+        rows.append(("space", "mark / unmark a shipment: plugin commands act on the marked ones"))
     for p in extensions.palette_commands:
         key = p.item.key or "ctrl+p"
         rows.append((key, clean(f"{p.item.name}: {p.item.help} (plugin {p.plugin})")))

@@ -64,6 +64,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 _NARROW_HIDDEN = frozenset({"carrier", "route"})
 Cell = tuple[str, Style]
+_MARKED = Style(color="yellow", bold=True)
 
 
 def fit(text: str, width: int) -> str:
@@ -115,6 +116,7 @@ class ShipmentTable(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home,g", "first_page", "First", show=False),
         Binding("end,G", "last_page", "Last", show=False),
+        Binding("space", "toggle_mark", "Mark", show=False),
     ]
 
     cursor_row: reactive[int] = reactive(0, always_update=True)
@@ -163,6 +165,8 @@ class ShipmentTable(ScrollView, can_focus=True):
         self._cells: list[dict[str, Cell]] = []
         self._index: dict[str, int] = {}
         self._loading = False
+        self.marked: dict[str, None] = {}
+        """Shipments marked with ``space``, in marking order (plugin commands act on them)."""
 
     # ------------------------------------------------------------------ what is shown
 
@@ -265,9 +269,12 @@ class ShipmentTable(ScrollView, can_focus=True):
             if index % 2:
                 base = base + self.get_component_rich_style("shipment-table--even")
         cells = self._cells[index]
+        marked = self._rows[index].number in self.marked
         segments = []
         for column, w in layout:
             text, style = cells[column.key]
+            if marked and column.key == "number":
+                text, style = f"✓{text}", style + _MARKED
             segments.append(Segment(f" {fit(text, w)} ", base if cursor else base + style))
         return Strip(segments).adjust_cell_length(width, base)
 
@@ -307,6 +314,15 @@ class ShipmentTable(ScrollView, can_focus=True):
 
     def action_page(self, direction: int) -> None:
         self.move_cursor(self.cursor_row + direction * self._visible)
+
+    def action_toggle_mark(self) -> None:
+        """Mark the highlighted shipment (or unmark it)."""
+        if row := self.highlighted:
+            if row.number in self.marked:
+                del self.marked[row.number]
+            else:
+                self.marked[row.number] = None
+            self.refresh()
 
     def action_select(self) -> None:
         if row := self.highlighted:

@@ -261,3 +261,22 @@ async def test_the_help_screen_lists_plugin_commands_beside_the_built_in_keys(
         assert "L tag-late: tag the selected shipments late (plugin late)" in text
         assert "ctrl+p open late-list: late parcels (plugin late)" in text
         assert "detail panel Customs (plugin late)" in text
+
+
+async def test_marked_shipments_are_the_selection_of_a_plugin_command(plugged: Any) -> None:
+    SEEN.clear()
+    app = app_for(plugged)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = await _loaded(pilot)
+        first = table.highlighted.number
+        await pilot.press("space", "down", "down")
+        third = table.highlighted.number
+        await pilot.press("space")
+        assert list(table.marked) == [first, third]
+        assert table.render_line(1).text.lstrip().startswith(f"✓{first}")
+        assert "✓" not in table.render_line(2).text
+        await pilot.press("L")
+        await wait_until(pilot, lambda: SEEN)
+        assert SEEN == [("tag-late", (first, third), "tui")]
+        await pilot.press("space")  # unmark the third: the selection is the first alone
+        assert list(table.marked) == [first]
