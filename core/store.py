@@ -696,13 +696,21 @@ def _search_index_v9(conn: Connection) -> None:
         return
     try:
         with conn.begin_nested():
-            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            # In public, not in the first schema of the search path: an extension is one per
+            # database, and a schema dropped with CASCADE (another store's, a test's) would
+            # take it, and every index using it, along.
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
     except sa.exc.DBAPIError:
         return  # not allowed here: searches scan, which is correct, only slower
+    # Where it is (it may have been created elsewhere before): the operator class is named
+    # with its schema, which need not be on this store's search path.
+    schema = conn.exec_driver_sql(
+        "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'"
+    ).scalar()
     for column in ("number", "order_number", "email", "tag"):
         conn.exec_driver_sql(
             f"CREATE INDEX ix_shipments_{column}_trgm ON shipments"
-            f" USING gin ({column} gin_trgm_ops)"
+            f" USING gin ({column} {schema}.gin_trgm_ops)"
         )
 
 
