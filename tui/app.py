@@ -30,7 +30,13 @@ from trackops.tui.messages import NotificationsChanged, ShipmentsChanged, Status
 
 if TYPE_CHECKING:
     from trackops.core.config import Settings
-    from trackops.core.service import Change, CommandOutcome, RuntimeStatus, Service
+    from trackops.core.service import (
+        Change,
+        CommandOutcome,
+        RuntimeStatus,
+        Service,
+        ShipmentDetail,
+    )
 
 __all__ = ["TrackopsApp", "make_app"]
 
@@ -82,6 +88,7 @@ class TrackopsApp(App[int]):
         self._pending_notes: set[int] = set()
         self._flush_scheduled = False
         self._seen_notes: set[int] = set()
+        self._details: dict[str, ShipmentDetail] = {}
         self.sync_progress: tuple[int, int] | None = None
         """The last (done, total) of a sync run from the dashboard."""
         self.extensions = FrontEndExtensions()
@@ -145,6 +152,10 @@ class TrackopsApp(App[int]):
         numbers, self._pending_numbers = self._pending_numbers, set()
         notes, self._pending_notes = self._pending_notes, set()
         everything, self._pending_all = self._pending_all, False
+        if everything:
+            self._details.clear()
+        for number in numbers:
+            self._details.pop(number, None)
         if numbers or everything:
             self.broadcast(ShipmentsChanged(frozenset() if everything else frozenset(numbers)))
         if notes:
@@ -195,8 +206,20 @@ class TrackopsApp(App[int]):
             self.install_screen(DetailScreen(), "detail")
         screen = self.get_screen("detail")
         assert isinstance(screen, DetailScreen)
-        screen.show(number)
+        screen.show(number, self._details.get(number))
         self.push_screen(screen)
+
+    @work(exclusive=True, group="prefetch", exit_on_error=False)
+    async def prefetch_detail(self, number: str) -> None:
+        """Read the highlighted shipment's detail ahead, so ``enter`` shows it at once (the
+        detail screen reads it again, fresh, as it opens)."""
+        if number in self._details:
+            return
+        try:
+            detail = await self.service.shipment(number)
+        except Exception:  # the detail screen will say what is wrong, if it is opened
+            return
+        self._details = {number: detail}  # one is enough: the cursor's
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -268,6 +291,7 @@ class TrackopsApp(App[int]):
                 severity="error",
                 markup=False,
             )
+        self._details.clear()
         self.broadcast(ShipmentsChanged(frozenset()))
 
     @work(exclusive=True, group="command", exit_on_error=False)

@@ -69,16 +69,23 @@ class DetailScreen(Screen[None]):
         super().__init__(id="detail")
         self.number = number
         self.detail: ShipmentDetail | None = None
+        self._ahead: ShipmentDetail | None = None
 
-    def show(self, number: str) -> None:
-        """Show ``number`` next time the screen is pushed (or now, when it is shown)."""
+    def show(self, number: str, ahead: ShipmentDetail | None = None) -> None:
+        """Show ``number`` next time the screen is pushed; ``ahead``: its detail read ahead
+        (shown at once, then read again)."""
         if number != self.number:
             self.detail = None
         self.number = number
+        self._ahead = ahead if ahead is not None and ahead.shipment.number == number else None
         if self.is_mounted:
             self.title = f"Shipment {clean(number)}"
 
     def on_screen_resume(self) -> None:
+        if self._ahead is not None:
+            self.detail, self._ahead = self._ahead, None
+            with self.app.errors_shown("detail"):
+                self._show(self.detail)
         self.load()
 
     def compose(self) -> ComposeResult:

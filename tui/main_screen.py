@@ -200,6 +200,10 @@ class MainScreen(Screen[None]):
         self.notify(f"sorted by {self.sort}", timeout=2)
         self._apply_query(recount=False)
 
+    @on(ShipmentTable.Highlighted)
+    def _highlighted(self, event: ShipmentTable.Highlighted) -> None:
+        self.app.prefetch_detail(event.number)
+
     @on(ShipmentTable.RowSelected)
     def _open(self, event: ShipmentTable.RowSelected) -> None:
         self.app.open_detail(event.number)

@@ -133,6 +133,18 @@ class ShipmentTable(ScrollView, can_focus=True):
         def control(self) -> ShipmentTable:
             return self.table
 
+    class Highlighted(Message):
+        """The cursor rests on another shipment."""
+
+        def __init__(self, table: ShipmentTable, number: str) -> None:
+            super().__init__()
+            self.table = table
+            self.number = number
+
+        @property
+        def control(self) -> ShipmentTable:
+            return self.table
+
     class Loaded(Message):
         """A new window of rows is shown."""
 
@@ -303,6 +315,8 @@ class ShipmentTable(ScrollView, can_focus=True):
     def watch_cursor_row(self, old: int, new: int) -> None:
         self._scroll_to_cursor()
         self.refresh()
+        if row := self.highlighted:
+            self.post_message(self.Highlighted(self, row.number))
         if self.pages and self._rows and not self._loading:
             if new >= len(self._rows) - 1 and self.pages[-1].next_cursor:
                 self._grow("down")
