@@ -400,3 +400,26 @@ async def test_a_flood_of_changes_is_one_refresh(service: Any) -> None:
         await wait_until(pilot, lambda: table(app).generation > before)
         await pilot.pause(app.COALESCE * 3)
         assert table(app).generation == before + 1
+
+
+async def test_a_carrier_that_needs_a_param_is_checked_before_sending(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
+        dialog = app.screen
+        dialog.query_one("#numbers", TextArea).text = "RR555000555CN"
+        await pilot.click("#carrier")
+        await pilot.press(*"GLS (CZ)", "enter")
+        label = dialog.query_one("#param-label")
+        await wait_until(pilot, lambda: "required: postal code" in str(label.render()))
+        await pilot.press("ctrl+s")  # no postal code: refused here, nothing sent
+        error = dialog.query_one("#error", Static)
+        await wait_until(pilot, lambda: "postal code" in str(error.render()))
+        assert isinstance(app.screen, RegisterDialog)
+        dialog.query_one("#param", Input).value = "11000"
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await wait_until(pilot, lambda: "RR555000555CN" in shown(app), seconds=10)
+    assert (await service.shipment("RR555000555CN")).extra_param == "11000"
