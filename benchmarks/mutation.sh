@@ -64,8 +64,9 @@ TESTS=(test_wire.py test_status.py test_rules.py test_properties.py test_field_d
 for t in "${TESTS[@]}"; do
     if [[ -f "$ROOT/tests/core/$t" ]]; then cp "$ROOT/tests/core/$t" "$WORK/tests/core/"; fi
 done
-# factories.api_reference looks for shared/ beside the repository.
-if [[ -d "$ROOT/../shared" ]]; then ln -s "$(cd "$ROOT/../shared" && pwd)" "$STAGE/shared"; fi
+# factories.api_reference looks for shared/ beside the repository: mutmut runs the tests from
+# $WORK/mutants, so beside it is $WORK/shared.
+if [[ -d "$ROOT/../shared" ]]; then ln -s "$(cd "$ROOT/../shared" && pwd)" "$WORK/shared"; fi
 
 cat >"$WORK/pyproject.toml" <<'EOF'
 [tool.mutmut]
