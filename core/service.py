@@ -1164,8 +1164,7 @@ class Service:
         limiter = self._engine.rate_limiter()
         available = None
         if limiter is not None:
-            with contextlib.suppress(Exception):
-                available = float(limiter.max_rate - limiter._level)  # aiolimiter's bucket
+            available = float(limiter.available)
         return RuntimeStatus(
             rate_limit=self.settings.api.rate_limit,
             rate_available=available,
