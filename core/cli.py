@@ -1098,10 +1098,15 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_plugins(args: argparse.Namespace, settings: Settings) -> int:
-    from trackops.core.plugins import PluginHost
+    from trackops.core.plugins import PluginError, PluginHost
 
     host = PluginHost(settings)
     try:
+        host.load()
+        try:  # so that "command NAME" shows among what each plugin provides
+            host.cli_commands(reserved=COMMANDS)
+        except PluginError as exc:  # a command name taken twice: the others still show
+            host.warnings.append(str(exc))
         described = host.describe()
         if args.json:
             _print_json([dataclasses.asdict(info) for info in described])

@@ -5,6 +5,7 @@ as a subprocess, its palette command, screen and detail panel through Textual's 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -208,3 +209,24 @@ def test_the_guide_shows_this_plugins_source_exactly() -> None:
     shown = docs[docs.index(begin) + len(begin) : docs.index(end)]
     source = LATE_EXAMPLE / "trackops_late_parcels" / "__init__.py"
     assert shown == source.read_text(encoding="utf-8")
+
+
+def test_trackops_plugins_says_what_it_adds_to_each_front_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trackops.core.cli import main
+
+    config = tmp_path / "trackops.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "t.db"}"\n', encoding="utf-8")
+    assert main(["--config", str(config), "plugins", "--json"]) == 0
+    (late,) = [p for p in json.loads(capsys.readouterr().out) if p["name"] == "late"]
+    assert late["distribution"] == "trackops-late-parcels"
+    assert late["provides"] == [
+        "palette command tag-late",
+        "screen late",
+        "detail panel tracking-page",
+        "/track subcommand late",
+        "/track subcommand tag-late",
+        "command late",
+    ]
+    assert late["errors"] == []
