@@ -195,6 +195,14 @@ async def test_its_detail_panel_links_the_tracking_page(service: Any) -> None:
         assert panel.provided.plugin == "late"
         link = panel.query_one(Link)
         assert link.url == f"https://t.17track.net/en#nums={number}"
+        # the detail screen is reused: the next shipment gets its own link, one panel still
+        await pilot.press("escape", "down")
+        other = _table(app).highlighted.number
+        assert other != number
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        url = f"https://t.17track.net/en#nums={other}"
+        await _until(pilot, lambda: [x.url for x in panel.query(Link)] == [url])
 
 
 def test_the_guide_shows_this_plugins_source_exactly() -> None:
