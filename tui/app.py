@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from trackops.core.service import (
         Change,
         CommandOutcome,
+        HistoryRow,
         RuntimeStatus,
         Service,
         ShipmentDetail,
@@ -88,6 +89,8 @@ class TrackopsApp(App[int]):
         self._pending_notes: set[int] = set()
         self._flush_scheduled = False
         self._seen_notes: set[int] = set()
+        self.seller_alerts: list[HistoryRow] = []
+        """The seller alerts popped up, oldest first."""
         self._details: dict[str, ShipmentDetail] = {}
         self.sync_progress: tuple[int, int] | None = None
         """The last (done, total) of a sync run from the dashboard."""
@@ -173,19 +176,27 @@ class TrackopsApp(App[int]):
 
     @work(group="toasts", exit_on_error=False)
     async def _toast_alerts(self, ids: frozenset[int]) -> None:
+        """Pop up the seller alerts among the notification rows ``ids`` (at most 5 at once)."""
+        from trackops.core.service import HistoryQuery
+
         with self.errors_shown("notifications"):
-            page = await self.service.history(limit=max(20, len(ids)))
-            for row in page.items:
-                if row.id not in ids or row.id in self._seen_notes:
-                    continue
+            page = await self.service.history(
+                HistoryQuery(audience="seller"), limit=max(20, len(ids))
+            )
+            fresh = [r for r in page.items if r.id in ids and r.id not in self._seen_notes]
+            for row in fresh:
                 self._seen_notes.add(row.id)
-                if row.audience == "seller" and row.to_status is not None:
-                    self.notify(
-                        clean(f"{row.number}: {row.to_status.display} ({row.condition})"),
-                        title="Seller alert",
-                        severity="warning",
-                        markup=False,
-                    )
+                self.seller_alerts.append(row)
+            for row in fresh[:5]:
+                change = row.to_status.display if row.to_status is not None else "?"
+                self.notify(
+                    clean(f"{row.number}: {change} ({row.condition})"),
+                    title="Seller alert",
+                    severity="warning",
+                    markup=False,
+                )
+            if len(fresh) > 5:
+                self.notify(f"and {len(fresh) - 5} more", title="Seller alerts")
 
     @work(group="status-line", exclusive=True, exit_on_error=False)
     async def _update_status_line(self) -> None:

@@ -40,9 +40,8 @@ async def test_the_demo_dashboard_shows_every_status_pushes_and_notifications(
             panel = app.screen.query_one(NotificationsPanel)
             await wait_until(pilot, lambda: any(r.send_status == "sent" for r in panel.rows))
             # seller alerts pop up as toasts; the status line tells of pushes and the store
-            await wait_until(
-                pilot, lambda: any(n.title == "Seller alert" for n in app._notifications)
-            )
+            await wait_until(pilot, lambda: app.seller_alerts, seconds=10)
+            assert {r.audience for r in app.seller_alerts} == {"seller"}
             line = app.screen.query_one(StatusLine)
             await wait_until(pilot, lambda: "last push" in str(line.render()))
             assert "demo.db" in str(line.render()) and "never ago" not in str(line.render())
