@@ -30,7 +30,7 @@ async def test_the_demo_dashboard_shows_every_status_pushes_and_notifications(
     async with running_demo(shipments=14, workdir=tmp_path) as run:
         app = make_app(run.service, run.settings, config_path=run.config_path)
         async with app.run_test(size=(160, 48)) as pilot:
-            await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+            await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), seconds=20)
             counts = app.screen.query_one(StatusCounts)
             # the travelled half arrives by signed pushes through the listener
             await wait_until(
@@ -38,15 +38,17 @@ async def test_the_demo_dashboard_shows_every_status_pushes_and_notifications(
             )
             assert sum(counts.counts.values()) == 14
             panel = app.screen.query_one(NotificationsPanel)
-            await wait_until(pilot, lambda: any(r.send_status == "sent" for r in panel.rows))
+            await wait_until(
+                pilot, lambda: any(r.send_status == "sent" for r in panel.rows), seconds=20
+            )
             # seller alerts pop up as toasts; the status line tells of pushes and the store
-            await wait_until(pilot, lambda: app.seller_alerts, seconds=10)
+            await wait_until(pilot, lambda: app.seller_alerts, seconds=20)
             assert {r.audience for r in app.seller_alerts} == {"seller"}
             line = app.screen.query_one(StatusLine)
-            await wait_until(pilot, lambda: "last push" in str(line.render()))
+            await wait_until(pilot, lambda: "last push" in str(line.render()), seconds=20)
             assert "demo.db" in str(line.render()) and "never ago" not in str(line.render())
             # the rate limiter's bucket drains while nothing is asked of 17TRACK
-            await wait_until(pilot, lambda: "API 10/10 req free" in str(line.render()))
+            await wait_until(pilot, lambda: "API 10/10 req free" in str(line.render()), seconds=20)
             table = app.screen.query_one(ShipmentTable)
             before = table.generation
             await wait_until(pilot, lambda: table.generation > before, seconds=15)  # live
