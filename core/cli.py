@@ -246,9 +246,15 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
 
     p = sub.add_parser(
         "inbox",
-        help="pushes waiting or quarantined; `inbox replay ID...` applies quarantined ones again",
+        help="pushes waiting or quarantined; `inbox replay ID...` applies quarantined ones"
+        " again, `inbox dismiss ID...` sets them aside",
     )
-    p.add_argument("action", nargs="?", choices=["replay"], help="replay quarantined pushes")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["replay", "dismiss"],
+        help="replay quarantined pushes, or dismiss those that can never apply",
+    )
     p.add_argument("ids", nargs="*", type=_positive_int, metavar="ID")
     p.add_argument("--failed", action="store_true", help="list the quarantined pushes")
     _json_flag(p)
@@ -912,8 +918,10 @@ async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
     ``inbox replay ID...`` applies them again (exit 1 when one fails again)."""
     from trackops.core.service import NotFoundError
 
-    if args.action == "replay" and not args.ids:
-        raise UsageError("inbox replay: give the ids of quarantined pushes (`inbox --failed`)")
+    if args.action in ("replay", "dismiss") and not args.ids:
+        raise UsageError(
+            f"inbox {args.action}: give the ids of quarantined pushes (`inbox --failed`)"
+        )
     if args.action is None and args.ids:
         raise UsageError("inbox: ids go with `inbox replay ID...`")
 
@@ -972,8 +980,25 @@ async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
         )  # fmt: skip
         return EXIT_OK
 
+    async def dismiss(service: Service) -> int:
+        try:
+            done = await service.dismiss_inbox(args.ids, actor=cli_actor())
+        except NotFoundError as exc:
+            raise CommandFailed(str(exc)) from None
+        if args.json:
+            _print_json({"dismissed": done})
+        else:
+            for row_id in done:
+                _say(f"push {row_id}: set aside (kept until pruned; no longer counted as failed)")
+        missing = sorted(set(args.ids) - set(done))
+        if missing:
+            _err(f"not quarantined, left alone: {', '.join(str(i) for i in missing)}")
+        return EXIT_OK if not missing else EXIT_FAILED
+
     if args.action == "replay":
         return await _with_service(settings, replay)
+    if args.action == "dismiss":
+        return await _with_service(settings, dismiss, read_only=True)
     return await _with_service(settings, show, read_only=True)
 
 

@@ -1073,6 +1073,21 @@ class Service:
         """Quarantined pushes, oldest first, each with the reason it failed."""
         return [_inbox_entry(r) for r in await self._engine.store.inbox_failed(limit)]
 
+    async def dismiss_inbox(self, ids: Sequence[int], *, actor: Actor) -> list[int]:
+        """Set quarantined pushes aside (a push that can never apply, e.g. for a number
+        nobody tracks): /healthz stops counting them; they stay readable until pruned.
+        ``NotFoundError`` when none of ``ids`` is quarantined."""
+        target = "inbox " + ", ".join(str(i) for i in ids[:20])
+        done = await self._engine.store.inbox_dismiss(ids, note=f"dismissed by {actor}")
+        if not done:
+            await self.record(actor, "inbox-dismiss", target, "failed", "nothing quarantined")
+            raise NotFoundError(
+                "no quarantined push with id " + ", ".join(str(i) for i in ids)
+                + " (see `trackops inbox --failed`)"
+            )  # fmt: skip
+        await self.record(actor, "inbox-dismiss", target, "ok", f"{len(done)} set aside")
+        return done
+
     async def replay_inbox(self, ids: Sequence[int], *, actor: Actor) -> list[InboxEntry]:
         """Put quarantined pushes back and apply them now; each row as it ended (applied, or
         quarantined again with the new reason). ``NotFoundError`` when none of ``ids`` is

@@ -2316,6 +2316,29 @@ class Store:
                 )
             )
 
+    async def inbox_dismiss(self, ids: Sequence[int], *, note: str) -> list[int]:
+        """Set quarantined pushes aside for good: no longer ``failed`` (so health clears),
+        kept with their body and their error followed by ``note`` until pruned; the ids that
+        were quarantined, in order."""
+        if not ids:
+            return []
+        async with self._write() as conn:
+            rows = [
+                (row_id, error)
+                for row_id, error in await conn.execute(
+                    sa.select(inbox.c.id, inbox.c.error)
+                    .where(inbox.c.id.in_(list(ids)), inbox.c.failed.is_(True))
+                    .order_by(inbox.c.id)
+                )
+            ]
+            for row_id, error in rows:
+                await conn.execute(
+                    inbox.update()
+                    .where(inbox.c.id == row_id)
+                    .values(failed=False, error=f"{error or 'failed'}; {note}")
+                )
+        return [row_id for row_id, _ in rows]
+
     async def inbox_replay(self, ids: Sequence[int]) -> list[int]:
         """Put quarantined pushes back into processing (attempts from zero); the ids that were
         quarantined, in order (others are left alone)."""

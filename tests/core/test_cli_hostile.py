@@ -258,6 +258,13 @@ def test_inbox_lists_and_replays_quarantined_pushes(config: Path) -> None:
     assert code == 1 and "no quarantined push" in err
     code, out, _ = run(config, "inbox", "--json")
     assert json.loads(out)["failed"] == 1
+    # A push that can never apply is set aside: no longer counted (health clears), recorded.
+    code, out, err = run(config, "inbox", "dismiss", str(bad), str(good))
+    assert code == 1 and f"push {bad}: set aside" in out and f"left alone: {good}" in err
+    code, out, _ = run(config, "inbox", "--json")
+    assert json.loads(out)["failed"] == 0
+    code, out, err = run(config, "inbox", "dismiss", str(bad))
+    assert code == 1 and "no quarantined push" in err
 
 
 @pytest.fixture(autouse=True)
