@@ -268,6 +268,20 @@ async def _search_mode(conn: AsyncConnection, flt: ShipmentFilter, dialect: str)
     numbers = tuple((await conn.execute(query.limit(_EXACT_CAP + 1))).scalars())
     if numbers and len(numbers) <= _EXACT_CAP:
         return _Search(numbers)
+    if len(text) >= 3 and dialect in ("sqlite+fts", "postgresql"):
+        # Through the trigram index, without the page's ORDER BY: listed when they are few,
+        # so that the page is read by key. (With an ORDER BY ... LIMIT, the planner walks the
+        # sort's index hoping to meet matches, and a rare text means reading every row.)
+        substring = _Search(None)
+        where = _shipment_where(
+            ShipmentFilter(search=text, carrier_codes_matching=flt.carrier_codes_matching),
+            dialect,
+            substring,
+        )
+        query = sa.select(shipments.c.number).where(*where).limit(_EXACT_CAP + 1)
+        found = tuple((await conn.execute(query)).scalars())
+        if len(found) <= _EXACT_CAP:
+            return _Search(found)
     return _Search(None)
 
 

@@ -714,6 +714,11 @@ def _search_index_v9(conn: Connection) -> None:
         )
 
 
+def _carrier_index_v10(conn: Connection) -> None:
+    """Version 10: shipments by carrier (the text search matches carrier names through it)."""
+    conn.exec_driver_sql("CREATE INDEX ix_shipments_carrier ON shipments (carrier)")
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     (1, "shipments, inbox, notifications", _create_v1),
     (2, "notifications.subject and notifications.body", _add_message_text_v2),
@@ -732,6 +737,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     (7, "shipments.unknown_since", _unknown_since_v7),
     (8, "notifications.period; send status superseded", _superseded_v8),
     (9, "text search index, tag and history status indexes", _search_index_v9),
+    (10, "shipments by carrier", _carrier_index_v10),
 )
 """Every schema step, in order. Append only: a released step never changes."""
 
