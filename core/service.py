@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -51,7 +52,10 @@ from trackops.core.store import (
     NotificationRecord,
     ShipmentRecord,
     Subscription,
+    history_json,
     mask_url,
+    notification_record,
+    shipment_json,
 )
 from trackops.core.wire import (
     Event,
@@ -162,23 +166,12 @@ class ShipmentRow:
 
     def to_json(self) -> dict[str, Any]:
         """The contract's shipment JSON object."""
-        return {
-            "number": self.number,
-            "carrier": self.carrier,
-            "carrier_name": self.carrier_name,
-            "status": self.status.slug,
-            "status_code": self.status_code,
-            "tracking": self.tracking,
-            "latest_event": {
-                "time": self.latest_event_time or _iso(self.event_at),
-                "location": self.latest_event_location,
-                "description": self.latest_event_description,
-            },
-            "order": self.order,
-            "email": self.email,
-            "tag": self.tag,
-            "unknown_since": _iso(self.unknown_since),
-        }
+        return shipment_json(
+            self,
+            self.carrier_name,
+            order=self.order,
+            event_time=self.latest_event_time or _iso(self.event_at),
+        )
 
 
 @dataclass(frozen=True)
@@ -240,21 +233,7 @@ class HistoryRow:
 
     def to_json(self) -> dict[str, Any]:
         """The contract's history row JSON object."""
-        return {
-            "id": self.id,
-            "created_at": _iso(self.created_at),
-            "number": self.number,
-            "order": self.order,
-            "recipient": self.recipient,
-            "channel": self.channel,
-            "audience": self.audience,
-            "condition": self.condition,
-            "condition_kind": self.condition_kind,
-            "from_status": self.from_status.slug if self.from_status is not None else None,
-            "to_status": self.to_status.slug if self.to_status is not None else None,
-            "send_status": self.send_status,
-            "reason": self.reason,
-        }
+        return history_json(self, order=self.order)
 
 
 @dataclass(frozen=True)
@@ -516,49 +495,17 @@ class Service:
         )
 
     def _record_row(self, r: ShipmentRecord) -> ShipmentRow:
-        return ShipmentRow(
-            number=r.number,
-            carrier=r.carrier,
-            carrier_name=self.carrier_name(r.carrier),
-            status=r.status,
-            status_code=int(r.status),
-            active=r.active,
-            origin_country=self._country(r.origin_country),
-            destination_country=self._country(r.destination_country),
-            latest_event_time=r.latest_event_raw,
-            latest_event_location=r.latest_event_location,
-            latest_event_description=r.latest_event_description,
-            updated_at=r.updated_at,
-            event_at=r.latest_event_time,
-            registered_at=r.registered_at,
-            tag=r.tag,
-            order=r.order_number,
-            email=r.email,
-            unknown_since=r.unknown_since,
-        )
+        # A stored shipment has every field of the slim row (its status as a PackageStatus).
+        values = {
+            f.name: getattr(r, f.name)
+            for f in dataclasses.fields(queries.SlimShipment)
+            if f.name != "status_code"
+        }
+        return self._row(queries.SlimShipment(status_code=int(r.status), **values))
 
-    @staticmethod
-    def _history_row(values: Any) -> HistoryRow:
-        def status(code: int | None) -> PackageStatus | None:
-            return None if code is None else _status(int(code))
-
-        return HistoryRow(
-            id=int(values["id"]),
-            created_at=values["created_at"],
-            number=values["number"],
-            order=values["order_number"],
-            recipient=values["recipient"],
-            channel=values["channel"],
-            audience=values["audience"],
-            condition=values["condition"],
-            condition_kind=values["condition_kind"],
-            from_status=status(values["from_status"]),
-            to_status=status(values["to_status"]),
-            send_status=values["send_status"],
-            reason=values["reason"],
-            attempts=int(values["attempts"] or 0),
-            sent_at=values["sent_at"],
-        )
+    @classmethod
+    def _history_row(cls, values: Any) -> HistoryRow:
+        return cls._record_history(notification_record(values))
 
     @classmethod
     def _record_history(cls, r: NotificationRecord) -> HistoryRow:

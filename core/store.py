@@ -73,9 +73,12 @@ __all__ = [
     "Store",
     "StoreError",
     "Subscription",
+    "history_json",
     "is_transient",
     "mask_url",
     "normalize_url",
+    "notification_record",
+    "shipment_json",
 ]
 
 SEND_STATUSES: Final = ("pending", "sent", "failed", "suppressed", "superseded")
@@ -812,23 +815,55 @@ class ShipmentRecord:
 
     def to_json(self, carrier_name: Callable[[int | None], str] | None = None) -> dict[str, Any]:
         """The contract's shipment JSON object (``carrier_name`` resolves carrier codes)."""
-        return {
-            "number": self.number,
-            "carrier": self.carrier,
-            "carrier_name": carrier_name(self.carrier) if carrier_name else "",
-            "status": self.status.slug,
-            "status_code": int(self.status),
-            "tracking": self.tracking,
-            "latest_event": {
-                "time": self.latest_event_raw or _iso(self.latest_event_time),
-                "location": self.latest_event_location,
-                "description": self.latest_event_description,
-            },
-            "order": self.order_number,
-            "email": self.email,
-            "tag": self.tag,
-            "unknown_since": _iso(self.unknown_since),
-        }
+        return shipment_json(
+            self,
+            carrier_name(self.carrier) if carrier_name else "",
+            order=self.order_number,
+            event_time=self.latest_event_raw or _iso(self.latest_event_time),
+        )
+
+
+def shipment_json(
+    row: Any, carrier_name: str, *, order: str | None, event_time: str | None
+) -> dict[str, Any]:
+    """The contract's shipment JSON object, from a stored shipment or the service's row (both
+    carry the shipment's fields; the two name the order and the event time differently)."""
+    return {
+        "number": row.number,
+        "carrier": row.carrier,
+        "carrier_name": carrier_name,
+        "status": row.status.slug,
+        "status_code": int(row.status),
+        "tracking": "active" if row.active else "stopped",
+        "latest_event": {
+            "time": event_time,
+            "location": row.latest_event_location,
+            "description": row.latest_event_description,
+        },
+        "order": order,
+        "email": row.email,
+        "tag": row.tag,
+        "unknown_since": _iso(row.unknown_since),
+    }
+
+
+def history_json(row: Any, *, order: str | None) -> dict[str, Any]:
+    """The contract's history row JSON object, from a stored row or the service's row."""
+    return {
+        "id": row.id,
+        "created_at": _iso(row.created_at),
+        "number": row.number,
+        "order": order,
+        "recipient": row.recipient,
+        "channel": row.channel,
+        "audience": row.audience,
+        "condition": row.condition,
+        "condition_kind": row.condition_kind,
+        "from_status": row.from_status.slug if row.from_status is not None else None,
+        "to_status": row.to_status.slug if row.to_status is not None else None,
+        "send_status": row.send_status,
+        "reason": row.reason,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -873,21 +908,7 @@ class NotificationRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The contract's history row JSON object."""
-        return {
-            "id": self.id,
-            "created_at": _iso(self.created_at),
-            "number": self.number,
-            "order": self.order_number,
-            "recipient": self.recipient,
-            "channel": self.channel,
-            "audience": self.audience,
-            "condition": self.condition,
-            "condition_kind": self.condition_kind,
-            "from_status": self.from_status.slug if self.from_status is not None else None,
-            "to_status": self.to_status.slug if self.to_status is not None else None,
-            "send_status": self.send_status,
-            "reason": self.reason,
-        }
+        return history_json(self, order=self.order_number)
 
 
 @dataclass(frozen=True)
@@ -1018,7 +1039,7 @@ def _shipment(row: sa.Row[Any]) -> ShipmentRecord:
     return ShipmentRecord(**{_SHIPMENT_FIELDS.get(k, k): v for k, v in values.items()})
 
 
-def _notification(values: Mapping[Any, Any]) -> NotificationRecord:
+def notification_record(values: Mapping[Any, Any]) -> NotificationRecord:
     # Mapping[Any, Any]: a row's RowMapping (keys may be columns too) or a plain dict
     return NotificationRecord(
         id=values["id"],
@@ -1900,7 +1921,7 @@ class Store:
         self, conn: AsyncConnection, rows: list[dict[str, Any]]
     ) -> list[NotificationRecord]:
         ids = await self._dialect.insert_with_ids(conn, notifications, rows)
-        return [_notification({**row, "id": id_}) for row, id_ in zip(rows, ids, strict=True)]
+        return [notification_record({**row, "id": id_}) for row, id_ in zip(rows, ids, strict=True)]
 
     # ------------------------------------------------------------------ notifications
 
@@ -1946,7 +1967,7 @@ class Store:
             row = (
                 await conn.execute(sa.select(notifications).where(notifications.c.id == id))
             ).first()
-        return _notification(row._mapping) if row is not None else None
+        return notification_record(row._mapping) if row is not None else None
 
     async def due_notifications(
         self, *, now: datetime, limit: int = 100
@@ -1966,7 +1987,7 @@ class Store:
             .limit(limit)
         )
         async with self._read() as conn:
-            return [_notification(row._mapping) for row in await conn.execute(query)]
+            return [notification_record(row._mapping) for row in await conn.execute(query)]
 
     async def claim_due(
         self,
@@ -2007,7 +2028,7 @@ class Store:
             .limit(limit)
         )
         async with self._write() as conn:
-            picked = [_notification(row._mapping) for row in await conn.execute(query)]
+            picked = [notification_record(row._mapping) for row in await conn.execute(query)]
             ids = [record.id for record in picked]
             for start in range(0, len(ids), _CHUNK):
                 await conn.execute(
@@ -2168,7 +2189,7 @@ class Store:
         if limit is not None:
             query = query.limit(limit)
         async with self._read() as conn:
-            return [_notification(row._mapping) for row in await conn.execute(query)]
+            return [notification_record(row._mapping) for row in await conn.execute(query)]
 
     # ------------------------------------------------------------------ audit
 

@@ -121,29 +121,23 @@ class ShipmentTable(ScrollView, can_focus=True):
 
     cursor_row: reactive[int] = reactive(0, always_update=True)
 
-    class RowSelected(Message):
+    class _AboutShipment(Message):
+        """A message from the table about one shipment."""
+
+        def __init__(self, table: ShipmentTable, number: str) -> None:
+            super().__init__()
+            self.table = table
+            self.number = number
+
+        @property
+        def control(self) -> ShipmentTable:
+            return self.table
+
+    class RowSelected(_AboutShipment):
         """``enter`` (or a click on the highlighted row) on a shipment."""
 
-        def __init__(self, table: ShipmentTable, number: str) -> None:
-            super().__init__()
-            self.table = table
-            self.number = number
-
-        @property
-        def control(self) -> ShipmentTable:
-            return self.table
-
-    class Highlighted(Message):
+    class Highlighted(_AboutShipment):
         """The cursor rests on another shipment."""
-
-        def __init__(self, table: ShipmentTable, number: str) -> None:
-            super().__init__()
-            self.table = table
-            self.number = number
-
-        @property
-        def control(self) -> ShipmentTable:
-            return self.table
 
     class Loaded(Message):
         """A new window of rows is shown."""
