@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 from trackops.core.config import load_settings
+from trackops.core.service import RegisterRequest
 from trackops.core.wire import PackageStatus
 from trackops.tui.app import make_app
 from trackops.tui.demo import pick_numbers, run_demo, running_demo, summary
@@ -41,7 +42,9 @@ async def test_the_demo_dashboard_shows_every_status_pushes_and_notifications(
             await wait_until(
                 pilot, lambda: any(r.send_status == "sent" for r in panel.rows), seconds=20
             )
-            # seller alerts pop up as toasts; the status line tells of pushes and the store
+            # The live half's Alert (41 h) and Undelivered (48 h) come by push once the
+            # sandbox's clock has moved past them; seller alerts pop up as toasts.
+            run.sandbox.state.advance(48 * 3600)
             await wait_until(pilot, lambda: app.seller_alerts, seconds=20)
             assert {r.audience for r in app.seller_alerts} == {"seller"}
             line = app.screen.query_one(StatusLine)
@@ -51,6 +54,9 @@ async def test_the_demo_dashboard_shows_every_status_pushes_and_notifications(
             await wait_until(pilot, lambda: "API 10/10 req free" in str(line.render()), seconds=20)
             table = app.screen.query_one(ShipmentTable)
             before = table.generation
+            # a parcel registered by another hand shows up without a key pressed
+            extra = RegisterRequest(number=pick_numbers(15)[14], order="1015")
+            await run.service.register([extra], actor="test")
             await wait_until(pilot, lambda: table.generation > before, seconds=15)  # live
         text = await summary(run)
         log = tmp_path / "notifications.log"
