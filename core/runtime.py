@@ -53,10 +53,10 @@ async def running(
     finish requests in flight, write queued pushes, stop the background work.
     """
     settings = service.settings
-    engine = service.engine
-    app = create_app(settings, engine, background=background)
-    if engine.plugins is not None:
-        engine.plugins.setup_server(app, service, settings)
+    app = create_app(settings, service, background=background)
+    plugins = service.engine.plugins
+    if plugins is not None:
+        plugins.setup_server(app, service, settings)
     runner = web.AppRunner(app, **runner_options(settings))
     await runner.setup()
     url: str | None = None

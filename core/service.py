@@ -1,6 +1,6 @@
 """The service: the one typed facade that every front-end holds (CLI, dashboard, Slack bot).
 
-Front-ends never touch the store or the engine; they call this. It offers:
+Front-ends and the listener never touch the store or the engine; they call this. It offers:
 
 * **Queries**, done in SQL and paged by keyset (``trackops.core.queries``), returning slim typed
   rows: shipments (filtered, searched, sorted), one shipment with its whole timeline and its
@@ -13,6 +13,10 @@ Front-ends never touch the store or the engine; they call this. It offers:
   stamps its rows with the store's change sequence; ``changes()`` polls that one number (a
   primary-key read) every ``poll_seconds`` and, when it moved, reads what changed. A change
   made in this process wakes the poller at once, so in-process changes show without waiting.
+
+* **The listener's work** (``trackops.core.webhook`` holds a service too): storing verified
+  pushes in the inbox, applying them, the heartbeat, the dispatcher, pruning and the resync of
+  quiet shipments, each bounded (batches with limits, never a whole table).
 
 Errors a person can act on are ``TrackopsError``s (``str(exc)`` is the message to show).
 """
@@ -51,8 +55,10 @@ from trackops.core.store import (
     InboxRow,
     NotificationRecord,
     ShipmentRecord,
+    StoreError,
     Subscription,
     history_json,
+    is_transient,
     mask_url,
     notification_record,
     shipment_json,
@@ -89,8 +95,10 @@ __all__ = [
     "Page",
     "ParamHint",
     "PermissionDeniedError",
+    "PruneOutcome",
     "RegisterRequest",
     "Rejected",
+    "ResyncOutcome",
     "RuntimeStatus",
     "SendStatus",
     "Service",
@@ -99,6 +107,7 @@ __all__ = [
     "ShipmentRow",
     "SortKey",
     "Statistics",
+    "StoreError",
     "Subscription",
     "SyncOutcome",
     "TimelineEvent",
@@ -107,6 +116,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+RESYNC_BATCH = 4000
+"""Quiet shipments resynced per pass by default (100 gettrackinfo requests of 40)."""
 Actor = str
 """Who asked: ``cli:<user>``, ``tui``, ``slack:U123``, ``plugin:<name>``."""
 SendStatus = Literal["pending", "sent", "failed", "suppressed", "superseded"]
@@ -379,6 +390,23 @@ class InboxEntry:
         }
 
 
+@dataclass(frozen=True)
+class PruneOutcome:
+    """What one pruning removed: applied pushes and deleted-shipment markers."""
+
+    pushes: int
+    markers: int
+
+
+@dataclass(frozen=True)
+class ResyncOutcome:
+    """One resync pass of quiet shipments: the numbers asked for (longest quiet first, at
+    most the pass's limit) and what syncing them did."""
+
+    numbers: list[str]
+    sync: SyncOutcome
+
+
 def _inbox_entry(row: InboxRow) -> InboxEntry:
     event = number = None
     try:
@@ -438,7 +466,8 @@ class Service:
 
     @property
     def engine(self) -> Engine:
-        """The engine, for the runtime wiring (listener, dispatcher). Front-ends: don't."""
+        """The engine, for the runtime wiring (plugins' server setup) and tests' set-up.
+        Front-ends and the listener: don't."""
         return self._engine
 
     def extensions(self) -> FrontEndExtensions:
@@ -456,7 +485,9 @@ class Service:
         if host is not None:
             host.refuse(plugin, what)
 
-    def _now(self) -> datetime:
+    def now(self) -> datetime:
+        """The engine's clock (naive UTC): the sandbox's in demos and tests, else the wall
+        clock. Times a front-end stores or compares with stored ones come from here."""
         return self._engine.clock()
 
     def _dialect(self) -> str:
@@ -743,7 +774,7 @@ class Service:
         shipments with no event for ``stuck_days``."""
         if days < 1 or stuck_days < 1:
             raise InvalidInputError("days and stuck_days must be at least 1")
-        now = self._now()
+        now = self.now()
         today = now.date()
         first_day = today - timedelta(days=days - 1)
         async with self._engine.store.read() as conn:
@@ -841,7 +872,7 @@ class Service:
         """Add an audit row (front-ends use it for what never reaches a command, such as a
         refusal for lack of rights)."""
         await self._engine.store.add_audit(
-            at=self._now(),
+            at=self.now(),
             actor=actor,
             action=action,
             target=target[:2000],
@@ -997,7 +1028,7 @@ class Service:
         """The report's subject and body as of now, without sending it."""
         if kind not in ("weekly", "monthly", "export"):
             raise InvalidInputError(f"unknown report {kind!r}; expected weekly, monthly, export")
-        report = await self._engine.build_report(kind, self._now())  # type: ignore[arg-type]
+        report = await self._engine.build_report(kind, self.now())  # type: ignore[arg-type]
         return report.subject, report.body
 
     async def export_csv(self) -> bytes:
@@ -1063,6 +1094,79 @@ class Service:
         )
         return entries
 
+    # ------------------------------------------------------------------ the listener's work
+
+    async def store_pushes(
+        self, pushes: Sequence[tuple[bytes, datetime]], *, busy_timeout: float | None = None
+    ) -> list[int]:
+        """Store verified pushes (body, time received) in the webhook inbox, in one
+        transaction; their inbox ids, in order. When it returns they are durable: the listener
+        acknowledges a push only then. Nothing is applied here (``process_inbox`` does that).
+
+        The listener's hot path: one call per group of waiting requests, no other read or
+        write. ``busy_timeout`` (SQLite): give up after that many seconds when another process
+        holds the write lock, so the listener can answer 503 and let 17TRACK retry.
+        """
+        return await self._engine.store.inbox_add_many(pushes, busy_timeout=busy_timeout)
+
+    async def process_inbox(self, *, limit: int = 500) -> int:
+        """Apply up to ``limit`` stored pushes that are due, oldest first; how many rows were
+        handled (0: nothing due). A push that fails is retried later, then quarantined; it
+        never holds back the others. A store that cannot be used at all (unreachable, locked,
+        full) raises ``StoreError`` with ``transient`` set and charges no push: try again
+        later."""
+        if limit < 1:
+            raise InvalidInputError(f"inbox batch must be at least 1 push, not {limit}")
+        try:
+            return await self._engine.process_inbox(limit=limit)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise StoreError(str(exc) or type(exc).__name__, transient=True) from exc
+            raise
+
+    async def heartbeat(self) -> None:
+        """Record that this process is alive: a real write (``/healthz`` uses it to tell a
+        store that can still be written)."""
+        await self._engine.heartbeat()
+
+    async def run_dispatcher(self, idle_seconds: float = 5.0) -> None:
+        """Send due notifications until cancelled, woken at once when new ones are queued;
+        records a heartbeat now and then. Failures are logged and retried, never raised."""
+        await self._engine.run_dispatcher(idle_seconds)
+
+    async def prune_inbox(self, retention_days: float) -> PruneOutcome:
+        """Delete applied pushes and deleted-shipment markers older than ``retention_days``.
+        Pushes not applied yet, and quarantined ones, are kept however old."""
+        if retention_days < 0:
+            raise InvalidInputError(f"retention must be 0 days or more, not {retention_days}")
+        before = self.now() - timedelta(days=retention_days)
+        store = self._engine.store
+        pushes = await store.inbox_prune(before=before)
+        markers = await store.tombstones_prune(before=before)
+        return PruneOutcome(pushes=pushes, markers=markers)
+
+    async def resync_quiet(self, hours: float, *, limit: int = RESYNC_BATCH) -> ResyncOutcome:
+        """Sync the tracked shipments that had no update for ``hours`` (a push may have been
+        lost): at most ``limit`` of them, the longest quiet first (read in update order
+        through the ``updated_at`` index, stopping at ``limit``: never the whole table), so
+        one pass costs at most ``limit / 40`` gettrackinfo requests.
+
+        The listener's safety net, like processing the inbox: not an operator's command, so
+        not in the audit log.
+        """
+        if hours <= 0:
+            raise InvalidInputError(f"resync needs a quiet time above 0 hours, not {hours}")
+        if limit < 1:
+            raise InvalidInputError(f"resync limit must be at least 1, not {limit}")
+        cutoff = self.now() - timedelta(hours=hours)
+        async with self._engine.store.read() as conn:
+            quiet = await queries.quiet_numbers(conn, cutoff, limit=limit)
+        if not quiet:
+            return ResyncOutcome(numbers=[], sync=SyncOutcome(0, 0, 0, [], [], 0))
+        return ResyncOutcome(numbers=quiet, sync=await self._engine.sync(numbers=quiet))
+
     # ------------------------------------------------------------------ subscriptions
 
     async def subscribe_alerts(
@@ -1076,7 +1180,7 @@ class Service:
             target=target,
             statuses=[int(s) for s in statuses],
             by=actor,
-            at=self._now(),
+            at=self.now(),
         )
         names = ", ".join(s.slug for s in statuses)
         await self.record(actor, "subscribe", f"{channel}:{target}", "ok", names)

@@ -9,7 +9,10 @@ retries. A client that sends its body too slowly gets 408.
 Durability without slowness: requests hand their body to ``InboxWriter``, which writes every
 body waiting at that moment in one transaction (group commit) and only then lets each request
 answer 200. Processing happens later, in the background, from the inbox through
-``Engine.process_inbox``; a slow mail server never slows the listener.
+``Service.process_inbox``; a slow mail server never slows the listener.
+
+The listener holds the ``Service`` and nothing else (an import-linter contract forbids this
+module the engine, the store and the queries), like every front-end.
 """
 
 from __future__ import annotations
@@ -22,22 +25,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeAlias
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
-from trackops.core import queries
 from trackops.core.config import Settings
-from trackops.core.engine import Engine, push_log
 from trackops.core.redact import install_log_redaction
-from trackops.core.store import Store, is_transient
+from trackops.core.service import Service, StoreError
 from trackops.core.text import safe_text
 from trackops.core.wire import PushEnvelope, WireError, decode_push, verify_push_signature
 
 __all__ = [
-    "ENGINE",
+    "SERVICE",
     "SETTINGS",
     "STATS",
     "WRITER",
@@ -45,19 +46,18 @@ __all__ = [
     "ListenerStats",
     "create_app",
     "quiet_malformed_requests",
-    "resync_quiet",
     "runner_options",
     "serve",
     "signature_problem",
 ]
 
 log = logging.getLogger("trackops.webhook")
+push_log = logging.getLogger("trackops.pushes")  # the per-push story, with the engine's lines
 
 _MAX_GROUP = 256
 _BURST_WINDOW = 0.2  # seconds: a push this recent means a burst is on
 _BURST_BATCH = 100
 _BURST_SHARE = 0.25  # of the loop's time that processing may take during a burst
-_RESYNC_BATCH = 4000  # quiet shipments resynced per pass (100 gettrackinfo requests)
 
 
 @dataclass
@@ -76,12 +76,12 @@ class InboxWriter:
 
     def __init__(
         self,
-        store: Store,
+        service: Service,
         on_stored: asyncio.Event | None = None,
         *,
         busy_timeout: float | None = None,
     ) -> None:
-        self._store = store
+        self._service = service
         self._busy_timeout = busy_timeout
         self._queue: asyncio.Queue[tuple[bytes, datetime, asyncio.Future[int]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -125,7 +125,7 @@ class InboxWriter:
                 except asyncio.QueueEmpty:
                     break
             try:
-                ids = await self._store.inbox_add_many(
+                ids = await self._service.store_pushes(
                     [(b, t) for b, t, _ in batch], busy_timeout=self._busy_timeout
                 )
             except Exception as exc:
@@ -146,7 +146,7 @@ class InboxWriter:
                     self._queue.task_done()
 
 
-ENGINE = web.AppKey("engine", Engine)
+SERVICE = web.AppKey("service", Service)
 SETTINGS = web.AppKey("settings", Settings)
 WRITER = web.AppKey("writer", InboxWriter)
 STATS = web.AppKey("stats", ListenerStats)
@@ -277,8 +277,8 @@ async def handle_push(request: web.Request) -> web.Response:
     problem = signature_problem(envelope, settings.api.key.reveal())
     if problem is not None:
         return _refuse(request, 401, problem)
-    # The engine's clock, like every other time it stores (the sandbox's in demos and tests).
-    now = app[ENGINE].clock()
+    # The service's clock, like every other time stored (the sandbox's in demos and tests).
+    now = app[SERVICE].now()
     try:
         row_id = await app[WRITER].write(body, now)
     except Exception as exc:
@@ -306,23 +306,23 @@ async def handle_health(request: web.Request) -> web.Response:
     oldest unprocessed push is older than ``[webhook] stall_seconds``), or when pushes are
     quarantined (``trackops inbox --failed`` lists them). ``problems`` names each.
     """
-    engine = request.app[ENGINE]
+    service = request.app[SERVICE]
     settings = request.app[SETTINGS]
     problems: list[str] = []
     stats = None
     try:
-        stats = await engine.store.inbox_stats()
+        stats = await service.inbox_status()
     except Exception as exc:
         problems.append(f"store not readable: {exc}")
     if stats is not None:
         try:
-            await engine.heartbeat()
+            await service.heartbeat()
         except Exception as exc:
             problems.append(f"store not writable: {exc}")
     writer_error = request.app[WRITER].last_error
     if writer_error is not None:  # what real pushes met: e.g. a full disk the probe misses
         problems.append(f"store not writable: the last pushes were not stored: {writer_error}")
-    now = engine.clock()
+    now = service.now()
     waited: float | None = None
     if stats is not None and stats.oldest_unprocessed_at is not None:
         waited = max(0.0, (now - stats.oldest_unprocessed_at).total_seconds())
@@ -360,7 +360,7 @@ def setup_routes(app: web.Application, settings: Settings) -> None:
 
 async def _inbox_worker(app: web.Application) -> AsyncIterator[None]:
     """Background: the inbox writer, the inbox processor and the dispatcher."""
-    engine = app[ENGINE]
+    service = app[SERVICE]
     event = app[INBOX_EVENT]
     writer = app[WRITER]
     writer.start()
@@ -375,9 +375,10 @@ async def _inbox_worker(app: web.Application) -> AsyncIterator[None]:
             burst = writer.quiet_for() < _BURST_WINDOW
             started = time.perf_counter()
             try:
-                done = await engine.process_inbox(limit=_BURST_BATCH if burst else 500)
+                done = await service.process_inbox(limit=_BURST_BATCH if burst else 500)
             except Exception as exc:
-                if is_transient(exc):  # the store, not a push: no traceback every 5 s
+                if isinstance(exc, StoreError) and exc.transient:
+                    # The store, not a push: no traceback every 5 s.
                     log.warning("processing the inbox waits for the store: %s", exc)
                 else:
                     log.exception("processing the inbox failed; trying again")
@@ -392,16 +393,17 @@ async def _inbox_worker(app: web.Application) -> AsyncIterator[None]:
 
     tasks = [
         asyncio.create_task(process_loop(), name="trackops-inbox"),
-        asyncio.create_task(engine.run_dispatcher(), name="trackops-dispatcher"),
+        asyncio.create_task(service.run_dispatcher(), name="trackops-dispatcher"),
     ]
     tasks.append(
         asyncio.create_task(
-            _prune_loop(engine, app[SETTINGS].webhook.inbox_retention_days), name="trackops-prune"
+            _prune_loop(service, app[SETTINGS].webhook.inbox_retention_days),
+            name="trackops-prune",
         )
     )
     resync = app[SETTINGS].webhook.resync_hours
     if resync > 0:
-        tasks.append(asyncio.create_task(_resync_loop(engine, resync), name="trackops-resync"))
+        tasks.append(asyncio.create_task(_resync_loop(service, resync), name="trackops-resync"))
     yield
     # Stop accepting happened already (runner cleanup); write what is queued, then stop.
     await writer.stop()
@@ -412,49 +414,38 @@ async def _inbox_worker(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-async def prune(engine: Engine, retention_days: float) -> tuple[int, int]:
-    """Delete applied pushes and deleted-shipment markers older than ``retention_days``;
-    (pushes, markers) deleted. Rows not applied yet, and quarantined ones, are kept."""
-    before = engine.clock() - timedelta(days=retention_days)
-    pushes = await engine.store.inbox_prune(before=before)
-    markers = await engine.store.tombstones_prune(before=before)
-    if pushes or markers:
-        log.info("pruned %d applied pushes and %d deletion markers", pushes, markers)
-    return pushes, markers
-
-
-async def _prune_loop(engine: Engine, retention_days: float) -> None:
+async def _prune_loop(service: Service, retention_days: float) -> None:
     """Prune now, then every hour (the inbox never grows without bound)."""
     while True:
         try:
-            await prune(engine, retention_days)
+            pruned = await service.prune_inbox(retention_days)
         except Exception as exc:
             log.warning("pruning the inbox failed; trying again in an hour: %s", exc)
+        else:
+            if pruned.pushes or pruned.markers:
+                log.info(
+                    "pruned %d applied pushes and %d deletion markers",
+                    pruned.pushes,
+                    pruned.markers,
+                )
         await asyncio.sleep(3600)
 
 
-async def resync_quiet(engine: Engine, hours: float) -> list[str]:
-    """Sync tracked shipments with no update for ``hours`` (a push may have been lost).
-
-    Returns the numbers asked for.
-    """
-    cutoff = engine.clock() - timedelta(hours=hours)
-    async with engine.store.read() as conn:
-        quiet = await queries.quiet_numbers(conn, cutoff, limit=_RESYNC_BATCH)
-    if quiet:
-        outcome = await engine.sync(numbers=quiet)
-        log.info("resync of %d quiet shipments: %d updated", len(quiet), outcome.applied)
-    return quiet
-
-
-async def _resync_loop(engine: Engine, hours: float) -> None:
+async def _resync_loop(service: Service, hours: float) -> None:
     """Every ``min(hours, 1 h)``, resync the shipments that have been quiet for ``hours``."""
     while True:
         await asyncio.sleep(min(hours * 3600, 3600))
         try:
-            await resync_quiet(engine, hours)
+            outcome = await service.resync_quiet(hours)
         except Exception:
             log.exception("periodic resync failed; trying again later")
+        else:
+            if outcome.numbers:
+                log.info(
+                    "resync of %d quiet shipments: %d updated",
+                    len(outcome.numbers),
+                    outcome.sync.applied,
+                )
 
 
 class _QuietMalformedRequests(logging.Filter):
@@ -513,8 +504,8 @@ def runner_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings, engine: Engine, *, background: bool = True) -> web.Application:
-    """The listener's aiohttp application over an open ``engine``.
+def create_app(settings: Settings, service: Service, *, background: bool = True) -> web.Application:
+    """The listener's aiohttp application over an open ``service`` (``open_service``).
 
     ``background`` runs the inbox processor and the dispatcher inside the app's lifetime.
     Run it with ``web.AppRunner(app, **runner_options(settings))``.
@@ -523,11 +514,11 @@ def create_app(settings: Settings, engine: Engine, *, background: bool = True) -
     install_log_redaction()
     app = web.Application(client_max_size=settings.webhook.max_body_bytes)
     app[SETTINGS] = settings
-    app[ENGINE] = engine
+    app[SERVICE] = service
     app[STATS] = ListenerStats()
     app[INBOX_EVENT] = asyncio.Event()
     app[WRITER] = InboxWriter(
-        engine.store, app[INBOX_EVENT], busy_timeout=settings.webhook.store_timeout
+        service, app[INBOX_EVENT], busy_timeout=settings.webhook.store_timeout
     )
     app[ALLOWED] = _networks(settings.webhook.allow_networks)
     app[TRUSTED] = _networks(settings.webhook.trusted_proxies)

@@ -46,6 +46,7 @@ from trackops.core.sandbox import (
     running_sandbox,
     signed_push,
 )
+from trackops.core.service import Service
 from trackops.core.store import NotificationRecord
 from trackops.core.webhook import STATS, create_app
 from trackops.core.wire import EVENT_TRACKING_UPDATED, NumberItem
@@ -265,7 +266,7 @@ async def test_a_parcels_journey_notifies_buyers_seller_and_plugins_exactly_once
             # Real plugins, found through their entry points; the example one included.
             assert {"email", "slack", "discord", "webhook"} <= set(engine.channels)
             assert engine.plugins.provider_of("channel", "webhook") == "webhook"
-            app = create_app(settings, engine)
+            app = create_app(settings, Service(engine))
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:

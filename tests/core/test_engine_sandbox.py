@@ -463,7 +463,7 @@ async def test_a_push_is_stored_by_the_listener_then_applied_from_the_inbox(
         async with Engine(
             settings, channels=[channel], load_plugins=False, clock=state.now
         ) as engine:
-            app = create_app(settings, engine, background=False)
+            app = create_app(settings, Service(engine), background=False)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             try:
@@ -507,24 +507,30 @@ async def test_a_push_is_stored_by_the_listener_then_applied_from_the_inbox(
 async def test_resync_asks_only_for_shipments_quiet_longer_than_resync_hours(
     tmp_path: Path, channel: RecordingChannel
 ) -> None:
-    from trackops.core.webhook import resync_quiet
-
     config = dataclasses.replace(sandbox_config(), start_time=None)  # the real clock, frozen
     async with running_sandbox(config) as sandbox:
         settings = fast_settings(tmp_path, sandbox.base_url)
         async with Engine(settings, channels=[channel], load_plugins=False) as engine:
-            for number in ("RR100000001CN", "RR100000002CN"):
+            numbers = ("RR100000001CN", "RR100000002CN", "RR100000003CN")
+            for number in numbers:
                 sandbox.state.script(number, [step(1, S.IN_TRANSIT)])
-            await register(engine, "RR100000001CN", "RR100000002CN")
+            await register(engine, *numbers)
             sandbox.state.advance(2 * HOUR)
-            # One shipment heard nothing for a day (a push lost); the other just now.
-            await engine.store.update_shipment(
-                "RR100000002CN", updated_at=engine.clock() - timedelta(hours=30)
-            )
+            # Two shipments heard nothing for a day or more (a push lost); one just now.
+            for number, quiet in (("RR100000002CN", 30), ("RR100000003CN", 40)):
+                await engine.store.update_shipment(
+                    number, updated_at=engine.clock() - timedelta(hours=quiet)
+                )
+            service = Service(engine)
             before = api_requests(sandbox, "/gettrackinfo")
-            asked = await resync_quiet(engine, hours=24)
-            assert asked == ["RR100000002CN"]
-            assert api_requests(sandbox, "/gettrackinfo") == before + 1
+            # A pass takes at most its limit, the longest quiet first.
+            first = await service.resync_quiet(hours=24, limit=1)
+            assert first.numbers == ["RR100000003CN"] and first.sync.applied == 1
+            resync = await service.resync_quiet(hours=24)
+            assert resync.numbers == ["RR100000002CN"] and resync.sync.applied == 1
+            assert api_requests(sandbox, "/gettrackinfo") == before + 2
+            assert (await service.resync_quiet(hours=24)).numbers == []
+            assert await status_of(engine, "RR100000003CN") is S.IN_TRANSIT
             assert await status_of(engine, "RR100000002CN") is S.IN_TRANSIT
             assert await status_of(engine, "RR100000001CN") is S.NOT_FOUND
 

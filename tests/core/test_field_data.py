@@ -23,6 +23,7 @@ from aiohttp import web
 from factories import KEY, settings_for
 from trackops.core.channels import RecordingChannel
 from trackops.core.engine import Engine
+from trackops.core.service import Service
 from trackops.core.store import NewShipment
 from trackops.core.webhook import create_app
 from trackops.core.wire import PackageStatus as S
@@ -60,7 +61,7 @@ async def running_listener(tmp_path: Path) -> AsyncIterator[Listener]:
     settings = settings_for(tmp_path)
     channel = RecordingChannel("memory")
     async with Engine(settings, channels=[channel], load_plugins=False, clock=lambda: NOW) as eng:
-        app = create_app(settings, eng, background=False)
+        app = create_app(settings, Service(eng), background=False)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

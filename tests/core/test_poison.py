@@ -40,6 +40,7 @@ from trackops.core.channels import RecordingChannel
 from trackops.core.config import Settings
 from trackops.core.engine import Engine
 from trackops.core.plugins import PluginHost
+from trackops.core.service import Service
 from trackops.core.store import NewShipment, Store
 from trackops.core.text import has_unsafe
 from trackops.core.webhook import create_app, runner_options
@@ -146,7 +147,7 @@ async def listening(
             load_plugins=False,
             clock=clock,
         ) as engine:
-            app = create_app(settings, engine, background=False)
+            app = create_app(settings, Service(engine), background=False)
             runner = web.AppRunner(app, **runner_options(settings))
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)

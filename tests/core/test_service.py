@@ -4,12 +4,13 @@ and the listener hook (``trackops_setup_server``)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import ClientSession, web
-from factories import BASE, days, make_info, settings_for
+from factories import BASE, days, make_info, push_body, settings_for
 from trackops.core.channels import RecordingChannel
 from trackops.core.hookspecs import hookimpl
 from trackops.core.plugins import PluginHost
@@ -18,8 +19,10 @@ from trackops.core.service import (
     HistoryQuery,
     InvalidInputError,
     NotFoundError,
+    PruneOutcome,
     Service,
     ShipmentQuery,
+    StoreError,
 )
 from trackops.core.store import NewShipment
 from trackops.core.wire import PackageStatus
@@ -272,8 +275,6 @@ async def test_the_search_index_follows_edits_and_short_texts_still_match(
 
 
 async def test_pruning_keeps_recent_and_unapplied_pushes(tmp_path: Path) -> None:
-    from trackops.core.webhook import prune
-
     clock = [BASE]
     async with open_service(
         settings_for(tmp_path), load_plugins=False, channels=[RecordingChannel("memory")],
@@ -286,8 +287,62 @@ async def test_pruning_keeps_recent_and_unapplied_pushes(tmp_path: Path) -> None
         await store.inbox_done_many([old, recent], processed_at=BASE)
         await store.add_shipments([NewShipment(number="RR000000001CN")])
         await store.delete_shipment("RR000000001CN")
-        assert await prune(svc.engine, 7) == (1, 0)  # the 9-day-old applied push only
+        assert await svc.prune_inbox(7) == PruneOutcome(1, 0)  # the 9-day-old applied push
         clock[0] = BASE + days(60)  # everything applied is old by then
-        assert await prune(svc.engine, 7) == (1, 1)
+        assert await svc.prune_inbox(7) == PruneOutcome(1, 1)
         # the push not applied yet stays, however old
         assert [row.id for row in await store.inbox_pending(10)] == [waiting]
+
+
+# --------------------------------------------------------------------------- the listener's work
+
+
+async def test_pushes_stored_through_the_service_wait_until_processed(service: Service) -> None:
+    numbers = [f"RR00000000{i}CN" for i in (1, 2, 3)]
+    bodies = [push_body(n, make_info(10, BASE - timedelta(hours=1))) for n in numbers]
+    ids = await service.store_pushes([(b, BASE - timedelta(seconds=5)) for b in bodies])
+    assert len(ids) == 3 and ids == sorted(ids)
+    waiting = await service.inbox_status()
+    assert (waiting.backlog, waiting.failed) == (3, 0)
+    assert waiting.oldest_unprocessed_at == BASE - timedelta(seconds=5)
+    assert await service.count_shipments() == 0  # stored is not applied
+    assert await service.process_inbox(limit=2) == 2
+    assert await service.process_inbox(limit=2) == 1
+    assert await service.process_inbox() == 0
+    assert (await service.inbox_status()).backlog == 0
+    for number in numbers:
+        assert (await service.shipment(number)).shipment.status is PackageStatus.IN_TRANSIT
+
+
+async def test_a_store_that_cannot_be_used_is_a_transient_store_error_a_bug_stays_a_bug(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def locked(limit: int = 500) -> int:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(service.engine, "process_inbox", locked)
+    with pytest.raises(StoreError, match="database is locked") as caught:
+        await service.process_inbox()
+    assert caught.value.transient
+
+    async def broken(limit: int = 500) -> int:
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setattr(service.engine, "process_inbox", broken)
+    with pytest.raises(KeyError):
+        await service.process_inbox()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.process_inbox(limit=0),
+        lambda s: s.prune_inbox(-1),
+        lambda s: s.resync_quiet(0),
+        lambda s: s.resync_quiet(24, limit=0),
+    ],
+    ids=["inbox batch", "retention", "quiet hours", "resync limit"],
+)
+async def test_the_listener_s_bounds_are_checked(service: Service, call) -> None:
+    with pytest.raises(InvalidInputError):
+        await call(service)

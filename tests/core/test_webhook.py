@@ -20,6 +20,7 @@ from aiohttp import web
 from factories import BASE, KEY, days, make_info, push_body, settings_for
 from trackops.core.channels import RecordingChannel
 from trackops.core.engine import Engine, utcnow
+from trackops.core.service import Service
 from trackops.core.webhook import create_app
 from trackops.core.wire import PackageStatus
 
@@ -57,7 +58,7 @@ async def listener_with(
     )
     channel = RecordingChannel("memory")
     async with Engine(settings, channels=[channel], load_plugins=False, clock=clock) as engine:
-        app = create_app(settings, engine, background=False)
+        app = create_app(settings, Service(engine), background=False)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
