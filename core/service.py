@@ -1,6 +1,7 @@
-"""The service: the one typed facade that every front-end holds (CLI, dashboard, Slack bot).
+"""The service: the one typed facade that the front-ends and the listener hold.
 
-Front-ends and the listener never touch the store or the engine; they call this. It offers:
+Front-ends (CLI, dashboard, Slack bot) and the listener never touch the store or the engine;
+they call this. It offers:
 
 * **Queries**, done in SQL and paged by keyset (``trackops.core.queries``), returning slim typed
   rows: shipments (filtered, searched, sorted), one shipment with its whole timeline and its
@@ -13,7 +14,6 @@ Front-ends and the listener never touch the store or the engine; they call this.
   stamps its rows with the store's change sequence; ``changes()`` polls that one number (a
   primary-key read) every ``poll_seconds`` and, when it moved, reads what changed. A change
   made in this process wakes the poller at once, so in-process changes show without waiting.
-
 * **The listener's work** (``trackops.core.webhook`` holds a service too): storing verified
   pushes in the inbox, applying them, the heartbeat, the dispatcher, pruning and the resync of
   quiet shipments, each bounded (batches with limits, never a whole table).
@@ -116,13 +116,13 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-RESYNC_BATCH = 4000
-"""Quiet shipments resynced per pass by default (100 gettrackinfo requests of 40)."""
 Actor = str
 """Who asked: ``cli:<user>``, ``tui``, ``slack:U123``, ``plugin:<name>``."""
 SendStatus = Literal["pending", "sent", "failed", "suppressed", "superseded"]
 Outcome = Literal["ok", "partial", "failed", "denied"]
 _MAX_PAGE = 1000
+RESYNC_BATCH = 4000
+"""Quiet shipments resynced per pass by default (100 gettrackinfo requests of 40)."""
 
 
 # --------------------------------------------------------------------------- rows
