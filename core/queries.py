@@ -483,15 +483,25 @@ async def iter_export_rows(
         last = rows[-1][0]
 
 
-async def quiet_numbers(conn: AsyncConnection, cutoff: datetime, *, limit: int) -> list[str]:
-    """Active shipments not updated since ``cutoff``, longest quiet first."""
-    query = (
-        sa.select(shipments.c.number)
-        .where(shipments.c.active.is_(True), shipments.c.updated_at < cutoff)
-        .order_by(shipments.c.updated_at, shipments.c.number)
-        .limit(limit)
+async def quiet_numbers(
+    conn: AsyncConnection,
+    cutoff: datetime,
+    *,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+) -> list[tuple[datetime, str]]:
+    """Active shipments not updated since ``cutoff``, longest quiet first, as
+    ``(updated_at, number)``; ``after``: those that come after that key (keyset paging)."""
+    query = sa.select(shipments.c.updated_at, shipments.c.number).where(
+        shipments.c.active.is_(True), shipments.c.updated_at < cutoff
     )
-    return list((await conn.execute(query)).scalars())
+    if after is not None:
+        query = query.where(
+            sa.tuple_(shipments.c.updated_at, shipments.c.number)
+            > sa.tuple_(sa.literal(after[0], sa.DateTime), sa.literal(after[1], sa.String))
+        )
+    query = query.order_by(shipments.c.updated_at, shipments.c.number).limit(limit)
+    return [(row.updated_at, row.number) for row in await conn.execute(query)]
 
 
 async def active_numbers(

@@ -451,6 +451,7 @@ class Service:
         self._engine = engine
         self.poll_seconds = poll_seconds
         self._params = engine.plugins.carrier_params if engine.plugins is not None else None
+        self._resync_after: tuple[datetime, str] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -1149,9 +1150,14 @@ class Service:
 
     async def resync_quiet(self, hours: float, *, limit: int = RESYNC_BATCH) -> ResyncOutcome:
         """Sync the tracked shipments that had no update for ``hours`` (a push may have been
-        lost): at most ``limit`` of them, the longest quiet first (read in update order
-        through the ``updated_at`` index, stopping at ``limit``: never the whole table), so
-        one pass costs at most ``limit / 40`` gettrackinfo requests.
+        lost): at most ``limit`` of them, read in update order through the ``updated_at``
+        index (never the whole table), so one pass costs at most ``limit / 40`` gettrackinfo
+        requests.
+
+        Passes take turns: each goes on from where the last one stopped, and starts again
+        from the longest quiet once it has been round. An answer that repeats what is stored
+        leaves a shipment's update time as it was, so without the turns the same ``limit``
+        quiet shipments would be asked for at every pass and the others never.
 
         The listener's safety net, like processing the inbox: not an operator's command, so
         not in the audit log.
@@ -1162,10 +1168,14 @@ class Service:
             raise InvalidInputError(f"resync limit must be at least 1, not {limit}")
         cutoff = self.now() - timedelta(hours=hours)
         async with self._engine.store.read() as conn:
-            quiet = await queries.quiet_numbers(conn, cutoff, limit=limit)
+            quiet = await queries.quiet_numbers(conn, cutoff, limit=limit, after=self._resync_after)
+            if not quiet and self._resync_after is not None:  # round: from the start again
+                quiet = await queries.quiet_numbers(conn, cutoff, limit=limit)
+        self._resync_after = quiet[-1] if len(quiet) == limit else None
         if not quiet:
             return ResyncOutcome(numbers=[], sync=SyncOutcome(0, 0, 0, [], [], 0))
-        return ResyncOutcome(numbers=quiet, sync=await self._engine.sync(numbers=quiet))
+        numbers = [number for _, number in quiet]
+        return ResyncOutcome(numbers=numbers, sync=await self._engine.sync(numbers=numbers))
 
     # ------------------------------------------------------------------ subscriptions
 

@@ -533,6 +533,23 @@ async def test_resync_asks_only_for_shipments_quiet_longer_than_resync_hours(
             assert await status_of(engine, "RR100000003CN") is S.IN_TRANSIT
             assert await status_of(engine, "RR100000002CN") is S.IN_TRANSIT
             assert await status_of(engine, "RR100000001CN") is S.NOT_FOUND
+            # Quiet again, and 17TRACK's answers now repeat what is stored (duplicates leave
+            # the update times alone): the passes take turns instead of asking for the same
+            # ones forever.
+            for number, quiet in (("RR100000003CN", 50), ("RR100000002CN", 40)):
+                await engine.store.update_shipment(
+                    number, updated_at=engine.clock() - timedelta(hours=quiet)
+                )
+            await engine.store.update_shipment(
+                "RR100000001CN", updated_at=engine.clock() - timedelta(hours=30)
+            )
+            passes = [(await service.resync_quiet(hours=24, limit=2)) for _ in range(3)]
+            assert [p.numbers for p in passes] == [
+                ["RR100000003CN", "RR100000002CN"],
+                ["RR100000001CN"],
+                ["RR100000003CN", "RR100000002CN"],
+            ]
+            assert passes[0].sync.applied == 0  # duplicates: nothing new, nothing moved
 
 
 # --------------------------------------------------------------------------- -18019902
