@@ -30,12 +30,11 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 from trackops.core.config import ConfigError, Settings, load_settings, resolve_config_path
 from trackops.core.errors import TrackopsError
-from trackops.core.hookspecs import CliCommand
-from trackops.core.text import safe_markup as _markup
 from trackops.core.text import safe_text
 from trackops.core.wire import PackageStatus, Rejected, TrackApiError
 
 if TYPE_CHECKING:
+    from trackops.core.hookspecs import CliCommand
     from trackops.core.service import Page, Service
 
 T = TypeVar("T")
@@ -124,6 +123,17 @@ def _version() -> str:
         return "unknown"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for (reading the
+    package metadata costs every other command a few milliseconds)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> NoReturn:
+        parser.exit(message=f"trackops {_version()}\n")
+
+
 def _port_arg(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, not {text!r}")
@@ -139,9 +149,7 @@ def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argpars
         help="config file (default: $TRACKOPS_CONFIG, else ./trackops.toml)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    parser.add_argument(
-        "--version", action="version", version=f"trackops {_version()}", help="show the version"
-    )
+    parser.add_argument("--version", action=_VersionAction, help="show the version")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -491,13 +499,20 @@ def cli_actor() -> str:
 
 
 async def _with_service(
-    settings: Settings, fn: Callable[[Service], Awaitable[int]], *, read_only: bool = False
+    settings: Settings,
+    fn: Callable[[Service], Awaitable[int]],
+    *,
+    plugins: bool = True,
+    read_only: bool = False,
 ) -> int:
-    """Run ``fn`` with the service open. ``read_only`` commands load no plugins (no channels
-    to build, no notification rules to compile): reading the store is all they do."""
+    """Run ``fn`` with the service open. Without ``plugins`` no channels are built and no
+    notification rules compiled (nothing is sent); a ``read_only`` command (which loads no
+    plugins either) writes nothing and reads a SQLite store the quickest way."""
     from trackops.core.service import open_service
 
-    async with open_service(settings, load_plugins=not read_only) as service:
+    async with open_service(
+        settings, load_plugins=plugins and not read_only, read_only=read_only
+    ) as service:
         return await fn(service)
 
 
@@ -574,31 +589,23 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             ]
             _print_json(data)
             return EXIT_OK
-        console = _console()
-        console.print(
-            f"[bold]{_markup(row.number)}[/]  {row.status.display}"
-            f"  ({'tracking' if row.active else 'stopped'})"
-        )
+        # Plain lines (no Rich: a quick command); outside text made safe for a terminal.
+        lines = [f"{row.number}  {row.status.display}  ({'tracking' if row.active else 'stopped'})"]
         if row.unknown_since is not None:
-            console.print(
+            lines.append(
                 f"17TRACK no longer knows this number (since {row.unknown_since:%Y-%m-%d %H:%M}"
-                f" UTC): `trackops register {row.number}` tracks it again",
-                markup=False,
-                soft_wrap=True,
+                f" UTC): `trackops register {row.number}` tracks it again"
             )
-        carrier = row.carrier_name or "carrier not known yet"
-        console.print(f"carrier: {safe_text(carrier)}", markup=False)
+        lines.append(f"carrier: {row.carrier_name or 'carrier not known yet'}")
         for label, value in (("order", row.order), ("buyer", row.email), ("tag", row.tag)):
             if value:
-                console.print(f"{label}: {safe_text(value)}", markup=False)
+                lines.append(f"{label}: {value}")
         if not detail.events:
-            console.print("no tracking events yet")
+            lines.append("no tracking events yet")
         for event in detail.events:
-            place = f"  {safe_text(event.location)}" if event.location else ""
-            console.print(
-                f"  {safe_text(event.time) or '?':16}{place}  {safe_text(event.description)}",
-                markup=False,
-            )
+            place = f"  {event.location}" if event.location else ""
+            lines.append(f"  {event.time or '?':16}{place}  {event.description}")
+        print("\n".join(safe_text(line) for line in lines))
         return EXIT_OK
 
     return await _with_service(settings, run, read_only=True)
@@ -998,7 +1005,7 @@ async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "replay":
         return await _with_service(settings, replay)
     if args.action == "dismiss":
-        return await _with_service(settings, dismiss, read_only=True)
+        return await _with_service(settings, dismiss, plugins=False)
     return await _with_service(settings, show, read_only=True)
 
 
@@ -1253,6 +1260,9 @@ NO_CONFIG = {"init", "sandbox"}
 # Work without a config file (their defaults suffice); every other command needs one.
 OPTIONAL_CONFIG = {"carriers", "plugins"}
 LONG_RUNNING = {"serve", "sandbox"}
+# One-shot reads: their imports (SQLAlchemy above all) make objects by the hundred thousand and
+# no garbage worth a collection, so the collector stays off while they run (a few percent).
+QUICK_READS = {"status", "list", "history"}
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -1310,8 +1320,6 @@ def _plugin_commands(argv: Sequence[str] | None) -> dict[str, _PluginCommand]:
 
     The config's ``[plugins] disable`` is honoured when the config can be read; a plugin that
     cannot be loaded is left out here (the commands that need plugins then say why)."""
-    from trackops.core.plugins import PluginError, PluginHost
-
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     pre.add_argument("-v", "--verbose", action="store_true")
@@ -1319,6 +1327,8 @@ def _plugin_commands(argv: Sequence[str] | None) -> dict[str, _PluginCommand]:
     if rest and rest[0] in COMMANDS:
         # A built-in command: its parser needs no plugin (and loading them costs imports).
         return {}
+    from trackops.core.plugins import PluginError, PluginHost
+
     try:
         settings = load_settings(known.config, required=False)
     except ConfigError:
@@ -1392,7 +1402,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command in NO_CONFIG
             else load_settings(args.config, required=args.command not in OPTIONAL_CONFIG)
         )
-        code = asyncio.run(COMMANDS[args.command](args, settings))
+        paused = args.command in QUICK_READS and gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            code = asyncio.run(COMMANDS[args.command](args, settings))
+        finally:
+            if paused:  # main() also runs inside other programs (tests, scripts)
+                gc.enable()
         # Nothing is left to free: without this, the interpreter's last garbage collection over
         # every imported module (SQLAlchemy, aiohttp) takes 0.3-0.6 s of a one-shot command.
         gc.freeze()

@@ -13,7 +13,6 @@ Secrets are held in ``Secret`` so that a repr or a log line never shows them.
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import math
 import os
@@ -22,7 +21,6 @@ import string
 import tomllib
 import urllib.parse
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -463,6 +461,8 @@ _ADDRESS_RE: Final = re.compile(r"^[^\s@,;:<>()\[\]\\\"]{1,64}@[^\s@,;:<>()\[\]\
 
 def _address_problem(value: str) -> bool:
     """True unless ``value`` is one email address, bare or as ``Name <address>``."""
+    import email.utils  # only when an address is configured
+
     _, address = email.utils.parseaddr(value)
     if not address or len(address) > 254 or not _ADDRESS_RE.match(address):
         return True
@@ -751,6 +751,8 @@ def _with_path(settings: Settings, path: Path) -> Settings:
 
 def example_config_text() -> str:
     """The commented example configuration shipped with the package."""
+    from importlib import resources
+
     return resources.files("trackops.core").joinpath("config.example.toml").read_text("utf-8")
 
 

@@ -33,7 +33,6 @@ from trackops.core import outbox, queries
 from trackops.core.carriers import carrier_name
 from trackops.core.channels import Attachment, Channel, ChannelError, Message
 from trackops.core.config import ConfigError, Settings
-from trackops.core.plugins import PluginHost
 from trackops.core.redact import install_log_redaction, redact
 from trackops.core.reports import (
     REPORT_KINDS,
@@ -78,12 +77,12 @@ from trackops.core.wire import (
     error_message,
     validate_number,
 )
-from trackops.plugins import carriers as carrier_params
 
 if TYPE_CHECKING:
     # aiohttp and the client are imported when the engine first talks to 17TRACK, so that
     # commands that only read the store start fast.
     from trackops.core.client import BatchResult, RateLimiter, TrackClient
+    from trackops.core.plugins import PluginHost
 
 __all__ = [
     "Change",
@@ -295,8 +294,10 @@ class Engine:
         plugins: PluginHost | None = None,
         load_plugins: bool = True,
         clock: Callable[[], datetime] = utcnow,
+        read_only: bool = False,
     ) -> None:
         self.settings = settings
+        self._read_only = read_only
         self.clock = clock
         self._store = store
         self._owns_store = store is None
@@ -338,6 +339,8 @@ class Engine:
         """Open the store, build the client, load plugins and compile the rules."""
         install_log_redaction()
         if self._plugins is None and self._load_plugins:
+            from trackops.core.plugins import PluginHost
+
             self._plugins = PluginHost(self.settings)
         plugin_channels: dict[str, Channel] = dict(self._plugins.channels) if self._plugins else {}
         predicates = dict(self._plugins.predicates) if self._plugins else {}
@@ -357,7 +360,9 @@ class Engine:
             self.config_error = ConfigError(f"{where}{exc}")
             self.rules = None
         if self._store is None:
-            self._store = await Store.open(self.settings.store.url)
+            self._store = await Store.open(self.settings.store.url, read_only=self._read_only)
+        if self._read_only:
+            return
         # A process killed while it held claims (kill -9, power cut) would delay its rows by
         # the whole lease; released at once, they are sent by the next dispatcher run.
         try:
@@ -503,6 +508,8 @@ class Engine:
         notes: dict[str, str] = {}
         items: list[RegisterItem] = []
         wanted: dict[str, RegisterRequest] = {}
+        from trackops.plugins import carriers as carrier_params
+
         params = self._plugins.carrier_params if self._plugins is not None else None
         for req in requests:
             number = req.number.strip()

@@ -22,10 +22,9 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 from trackops.core.store import (
     CONDITION_KINDS,
     SEND_STATUSES,
@@ -37,6 +36,9 @@ from trackops.core.store import (
     tombstones,
 )
 from trackops.core.wire import PackageStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = [
     "AuditFilter",

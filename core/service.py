@@ -72,7 +72,6 @@ from trackops.core.wire import (
     decode_push,
     decode_push_data,
 )
-from trackops.plugins import carriers as carrier_params
 
 if TYPE_CHECKING:
     from trackops.core.client import TrackClient
@@ -838,6 +837,8 @@ class Service:
 
     def param_hint(self, carrier: int) -> ParamHint | None:
         """What extra parameter ``carrier`` takes (None when it takes none)."""
+        from trackops.plugins import carriers as carrier_params
+
         rows = carrier_params.params_for(carrier, self._params)
         if not rows:
             return None
@@ -852,6 +853,8 @@ class Service:
     def validate_param(self, carrier: int, param: str | None) -> str | None:
         """``param`` formatted as 17TRACK expects for ``carrier``; ``InvalidInputError``
         when it is required and missing, or malformed."""
+        from trackops.plugins import carriers as carrier_params
+
         missing = carrier_params.missing_required(carrier, param, self._params)
         if missing is not None:
             raise InvalidInputError(
@@ -1283,11 +1286,15 @@ async def open_service(
     plugins: PluginHost | None = None,
     client: TrackClient | None = None,
     poll_seconds: float = 0.25,
+    read_only: bool = False,
 ) -> AsyncIterator[Service]:
     """The service over ``settings``' store and API, open for the block.
 
-    ``load_plugins=False`` gives a read-only service that builds no channels and compiles no
-    rules (``list``, ``status``, ``history``); commands that apply updates then say why not.
+    ``load_plugins=False`` gives a service that builds no channels and compiles no rules
+    (``list``, ``status``, ``history``); commands that apply updates then say why not.
+    ``read_only`` (one-shot reading commands): nothing is written, not even the release of a
+    dead process's claims, and a SQLite store is read without the asyncio machinery
+    (``Store.open(read_only=True)``); a command that writes then fails with ``StoreError``.
     """
     engine = Engine(
         settings,
@@ -1296,6 +1303,7 @@ async def open_service(
         load_plugins=load_plugins,
         plugins=plugins,
         client=client,
+        read_only=read_only,
     )
     async with engine:
         yield Service(engine, poll_seconds=poll_seconds)

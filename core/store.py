@@ -44,17 +44,21 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from trackops.core.errors import TrackopsError
 from trackops.core.outbox import NEWS_AUDIENCES, NewsKey, ReportKey
 from trackops.core.rules import NotificationIntent
 from trackops.core.status import EventKey, StoredState, Transition, event_count
 from trackops.core.wire import PackageStatus, TrackInfo, decode_track_info, encode
+
+if TYPE_CHECKING:
+    # Imported where an engine is made: ``sqlalchemy.ext.asyncio`` loads the ORM, which a
+    # command that only reads a SQLite store never needs (see ``Store.open(read_only=True)``).
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 __all__ = [
     "AUDIENCES",
@@ -1156,12 +1160,13 @@ class _Dialect:
             return {"pool_pre_ping": True}
         return {}
 
-    def install(self, engine: AsyncEngine) -> None:
-        """Connection set-up: for SQLite, pragmas and our own BEGIN (see ``_begin``)."""
+    def install(self, engine: Engine, *, read_only: bool = False) -> None:
+        """Connection set-up: for SQLite, pragmas and our own BEGIN (see ``_begin``).
+        ``read_only``: the connections refuse to write (``PRAGMA query_only``)."""
         if not self.is_sqlite:
             return
 
-        @event.listens_for(engine.sync_engine, "connect")
+        @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             # The driver's own implicit BEGIN is off: SQLAlchemy's "begin" event emits ours.
             dbapi_connection.isolation_level = None
@@ -1172,10 +1177,12 @@ class _Dialect:
                 # needs a lock the busy handler does not wait for (see ``use_wal``).
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute("PRAGMA foreign_keys=ON")
+                if read_only:
+                    cursor.execute("PRAGMA query_only=ON")
             finally:
                 cursor.close()
 
-        @event.listens_for(engine.sync_engine, "begin")
+        @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
             # A writer takes the write lock up front. A deferred transaction that reads and
             # then writes fails at once (SQLITE_BUSY, no waiting) when another process
@@ -1340,11 +1347,18 @@ class Store:
         *,
         connect_args: Mapping[str, Any] | None = None,
         busy_timeout: float = _SQLITE_BUSY_TIMEOUT_MS / 1000,
+        read_only: bool = False,
     ) -> Store:
         """Connect, then create or upgrade the schema; ``StoreError`` when that fails.
 
         ``connect_args`` go to the driver (e.g. asyncpg ``server_settings``). ``busy_timeout``
         (SQLite): how long a transaction waits for another process's write lock.
+
+        ``read_only``: for a one-shot command that only reads (``list``, ``status``). An
+        existing SQLite file at the current schema is then read through SQLAlchemy's blocking
+        engine on the loop's thread: no asyncio extension, ORM or driver thread to load, which
+        is most of such a command's time. Writing through it raises ``StoreError``. Any other
+        store (PostgreSQL, a new or older SQLite file) opens as usual.
         """
         masked = mask_url(url)
         target = normalize_url(url)
@@ -1358,6 +1372,12 @@ class Store:
                     f"cannot open the store at {masked}: cannot create {path.parent}: "
                     f"{exc.strerror or exc}"
                 ) from exc
+        if read_only and path is not None:
+            reader = _SqliteReader.attach(target, dialect, masked, path)
+            if reader is not None:
+                return reader
+        from sqlalchemy.ext.asyncio import create_async_engine
+
         try:
             engine = create_async_engine(
                 target,
@@ -1366,7 +1386,7 @@ class Store:
             )
         except Exception as exc:
             raise StoreError(f"cannot open the store at {masked}: {_describe(exc)}") from exc
-        dialect.install(engine)
+        dialect.install(engine.sync_engine)
         store = cls(engine, dialect, masked)
         try:
             await dialect.use_wal(engine)
@@ -2460,3 +2480,97 @@ class Store:
                 )
             )
             return int(result.rowcount or 0)
+
+
+# --------------------------------------------------------------------------- reading only
+
+
+class _BlockingConnection:
+    """A blocking SQLAlchemy ``Connection`` behind the awaitable calls the query layer makes
+    on an ``AsyncConnection`` (``execute``, ``scalar``, ``exec_driver_sql``).
+
+    Results are buffered, as an ``AsyncConnection``'s are, so that they outlive the block.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.execute(statement, parameters).freeze()()
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.scalar(statement, parameters)
+
+    async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
+        return self._conn.exec_driver_sql(statement, parameters).freeze()()
+
+
+class _SqliteReader(Store):
+    """A SQLite store opened for reading only (``Store.open(read_only=True)``).
+
+    A one-shot command (``list``, ``status``) reads through SQLAlchemy's blocking engine on
+    the event loop's thread: each statement takes a few milliseconds on an indexed store, and
+    the command has nothing else to do meanwhile. Its connections are ``query_only``; a write
+    raises ``StoreError``.
+    """
+
+    def __init__(self, engine: Engine, dialect: _Dialect, url: str) -> None:
+        """Use ``attach``."""
+        self._sync_engine = engine
+        self._dialect = dialect
+        self._write_lock = None
+        self._busy_writers = {}
+        self.url = url
+        self._search_index = False
+
+    @classmethod
+    def attach(
+        cls, target: URL, dialect: _Dialect, masked: str, path: Path
+    ) -> _SqliteReader | None:
+        """The reader over the file at ``path``; ``None`` when the file does not exist yet or
+        is not at this trackops's schema version (the usual open creates or upgrades it)."""
+        if not path.is_file() or target.drivername != "sqlite+aiosqlite":
+            return None
+        engine = sa.create_engine(target.set(drivername="sqlite+pysqlite"))
+        dialect.install(engine, read_only=True)
+        reader = cls(engine, dialect, masked)
+        try:
+            with engine.connect() as conn:
+                version = conn.exec_driver_sql("SELECT max(version) FROM schema_version").scalar()
+                search = conn.exec_driver_sql(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'shipment_search'"
+                ).first()
+        except sa.exc.SQLAlchemyError:
+            version = None
+        if version != SCHEMA_VERSION:
+            engine.dispose()
+            return None
+        reader._search_index = search is not None
+        return reader
+
+    async def close(self) -> None:
+        self._sync_engine.dispose()
+
+    async def ping(self) -> bool:
+        try:
+            with self._sync_engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            with self._sync_engine.connect() as conn:
+                yield cast("AsyncConnection", _BlockingConnection(conn))
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            raise StoreError(
+                f"store {self.url}: {_describe(exc)}", transient=is_transient(exc)
+            ) from exc
+
+    @asynccontextmanager
+    async def _write(self, *, busy_timeout: float | None = None) -> AsyncIterator[AsyncConnection]:
+        raise StoreError(f"store {self.url}: opened for reading only")
+        yield  # pragma: no cover  (an async generator, as Store._write is)

@@ -346,3 +346,43 @@ async def test_a_store_that_cannot_be_used_is_a_transient_store_error_a_bug_stay
 async def test_the_listener_s_bounds_are_checked(service: Service, call) -> None:
     with pytest.raises(InvalidInputError):
         await call(service)
+
+
+async def test_a_read_only_service_answers_as_the_writer_does_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """``open_service(read_only=True)`` (``list``, ``status``, ``history``) reads the SQLite
+    file through the blocking engine: same pages, search, counts and detail; no write."""
+    settings = settings_for(tmp_path)
+    async with open_service(
+        settings, channels=[RecordingChannel("memory")], load_plugins=False, clock=lambda: BASE
+    ) as writer:
+        await _fill(writer, 35)
+        queries = [ShipmentQuery(), ShipmentQuery(statuses=frozenset({40, 50})),
+                   ShipmentQuery(search="buyer3"), ShipmentQuery(search="1012")]  # fmt: skip
+        expected = [await writer.shipments(q, limit=10) for q in queries]
+        expected_counts = await writer.status_counts()
+        expected_detail = await writer.shipment("RR000000005CN")
+        expected_history = await writer.history(HistoryQuery(), limit=50)
+        seq = await writer.change_seq()
+    async with open_service(settings, load_plugins=False, read_only=True) as reader:
+        assert [await reader.shipments(q, limit=10) for q in queries] == expected
+        second = await reader.shipments(queries[0], limit=10, after=expected[0].next_cursor)
+        assert second.items and second.items[0].number not in {r.number for r in expected[0].items}
+        assert await reader.status_counts() == expected_counts
+        assert await reader.shipment("RR000000005CN") == expected_detail
+        assert await reader.history(HistoryQuery(), limit=50) == expected_history
+        with pytest.raises(StoreError, match="opened for reading only"):
+            await reader.engine.store.add_shipments([NewShipment(number="RR999999999CN")])
+    async with open_service(settings, load_plugins=False) as again:
+        assert await again.change_seq() == seq
+        with pytest.raises(NotFoundError):
+            await again.shipment("RR999999999CN")
+
+
+async def test_a_read_only_service_over_a_new_file_creates_the_store(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    async with open_service(settings, load_plugins=False, read_only=True) as reader:
+        assert set((await reader.status_counts()).values()) == {0}
+    async with open_service(settings, load_plugins=False, read_only=True) as reader:
+        assert (await reader.shipments(ShipmentQuery(), limit=5)).items == []
