@@ -131,7 +131,8 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> NoReturn:
-        parser.exit(message=f"trackops {_version()}\n")
+        sys.stdout.write(f"trackops {_version()}\n")
+        parser.exit()
 
 
 def _port_arg(text: str) -> int:
