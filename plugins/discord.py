@@ -19,14 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import aiohttp
 from trackops.core.channels import ChannelError, Message
 from trackops.core.config import Settings
 from trackops.core.hookspecs import RegisterChannel, hookimpl
 from trackops.core.wire import PackageStatus
 from trackops.plugins.messages import event_view, headline, route, status_name
+
+if TYPE_CHECKING:
+    # aiohttp is imported when a message is sent: loading the plugin (e.g. for the CLI's
+    # list of commands) costs nothing.
+    import aiohttp
 
 __all__ = ["STATUS_COLOURS", "DiscordChannel", "build_payload", "trackops_register_channels"]
 
@@ -133,6 +137,8 @@ class DiscordChannel:
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout)
@@ -144,6 +150,8 @@ class DiscordChannel:
 
     async def send(self, message: Message) -> None:
         """Post ``message``; wait and retry on 429; raise ``ChannelError`` otherwise."""
+        import aiohttp
+
         payload = build_payload(message)
         for attempt in range(self.max_retries + 1):
             try:

@@ -28,16 +28,20 @@ import re
 import ssl
 from email.message import EmailMessage
 from email.policy import SMTP
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiosmtplib
-import jinja2
 from trackops.core.channels import ChannelError, Message
 from trackops.core.config import ConfigError, EmailChannelSettings, Settings
 from trackops.core.hookspecs import RegisterChannel, hookimpl
 from trackops.plugins.messages import event_view, headline, route, status_name
+
+if TYPE_CHECKING:
+    # Jinja2 is imported when the channel is built, aiosmtplib when it sends: loading the
+    # plugin (e.g. for the CLI's list of commands) costs nothing.
+    import jinja2
 
 __all__ = ["EmailChannel", "make_environment", "trackops_register_channels"]
 
@@ -73,6 +77,8 @@ def _packaged_template(name: str) -> tuple[str, None, Any] | None:
 
 def make_environment(templates: Path | None = None) -> jinja2.Environment:
     """The Jinja2 environment: ``templates`` (if given) first, then the packaged templates."""
+    import jinja2
+
     loaders: list[jinja2.BaseLoader] = []
     if templates is not None:
         loaders.append(jinja2.FileSystemLoader(str(templates)))
@@ -123,8 +129,14 @@ class EmailChannel:
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.settings = settings
-        self.env = make_environment(templates)
+        self.templates = templates
         self.tls_context = tls_context
+
+    @cached_property
+    def env(self) -> jinja2.Environment:
+        """The templates' environment, made on the first message (loading plugins, e.g. for
+        the CLI's list of commands, builds this channel without sending anything)."""
+        return make_environment(self.templates)
 
     # ------------------------------------------------------------------ rendering
 
@@ -153,6 +165,8 @@ class EmailChannel:
         }
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
+        import jinja2
+
         try:
             return self.env.get_template(name).render(context)
         except jinja2.TemplateError as exc:
@@ -204,6 +218,8 @@ class EmailChannel:
 
     async def send(self, message: Message) -> None:
         """Send ``message`` over SMTP, or raise ``ChannelError`` with the server's reply."""
+        import aiosmtplib
+
         mail = self.build(message)
         recipients = split_recipients(message.recipient)
         s = self.settings

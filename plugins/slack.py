@@ -21,23 +21,19 @@ appears in a reason or a log line.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.models.blocks import (
-    Block,
-    ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    PlainTextObject,
-    SectionBlock,
-)
-from slack_sdk.web.async_client import AsyncWebClient
 from trackops.core.channels import ChannelError, Message
 from trackops.core.config import ConfigError, Settings
 from trackops.core.hookspecs import RegisterChannel, hookimpl
 from trackops.plugins.messages import event_view, headline, route, status_name
+
+if TYPE_CHECKING:
+    # aiohttp and slack_sdk are imported when a message is built or sent: loading the plugin
+    # (e.g. for the CLI's list of commands) costs nothing.
+    import aiohttp
+    from slack_sdk.models.blocks import Block
+    from slack_sdk.web.async_client import AsyncWebClient
 
 __all__ = ["SlackChannel", "build_blocks", "trackops_register_channels"]
 
@@ -85,6 +81,14 @@ def _clip(text: str, limit: int) -> str:
 
 def build_blocks(message: Message) -> tuple[str, list[Block]]:
     """The fallback text and Block Kit blocks for ``message``."""
+    from slack_sdk.models.blocks import (
+        ContextBlock,
+        HeaderBlock,
+        MarkdownTextObject,
+        PlainTextObject,
+        SectionBlock,
+    )
+
     title = headline(message)
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=_clip(title, 150)))]
     if message.audience == "report":
@@ -161,6 +165,8 @@ class SlackChannel:
         self._client: AsyncWebClient | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._timeout)
@@ -183,6 +189,8 @@ class SlackChannel:
             await self._post_message(text, payload_blocks)
 
     async def _post_webhook(self, text: str, blocks: list[dict[str, Any]]) -> None:
+        import aiohttp
+
         assert self._webhook_url is not None
         try:
             async with self._get_session().post(
@@ -202,6 +210,10 @@ class SlackChannel:
         raise ChannelError(self._scrub(reason), retryable=retryable)
 
     async def _post_message(self, text: str, blocks: list[dict[str, Any]]) -> None:
+        import aiohttp
+        from slack_sdk.errors import SlackApiError, SlackClientError
+        from slack_sdk.web.async_client import AsyncWebClient
+
         assert self._channel is not None  # __init__: a bot token comes with a channel
         if self._client is None:
             self._client = AsyncWebClient(
