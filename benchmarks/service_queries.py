@@ -12,7 +12,7 @@ after a first run that caches bytecode).
 
     python benchmarks/service_queries.py [--shipments 100000] [--history 1000000] [--runs 50]
 
-With TRACKOPS_TEST_POSTGRES_URL set, the same on PostgreSQL (a schema of its own, dropped).
+With TRACKOPS_TEST_POSTGRES_URL set, the same on PostgreSQL (a database of its own, dropped).
 Targets (issue 8): pages, counts and detail <= 20 ms p95; weekly report <= 1 s and <= 200 MiB
 RSS; each CLI process <= 300 ms wall.
 """
@@ -259,8 +259,8 @@ def cli_times(config: Path, args: list[str], runs: int = 7) -> tuple[float, floa
     return min(times), statistics.median(times)
 
 
-async def fill_store(url: str, args: argparse.Namespace, connect: dict[str, Any]) -> None:
-    store = await Store.open(url, connect_args=connect)
+async def fill_store(url: str, args: argparse.Namespace) -> None:
+    store = await Store.open(url)
     started = time.perf_counter()
     await fill(store, args.shipments, args.history)
     await store.close()
@@ -271,7 +271,6 @@ async def fill_store(url: str, args: argparse.Namespace, connect: dict[str, Any]
 
         conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
-            await conn.execute(f"SET search_path TO {connect['server_settings']['search_path']}")
             await conn.execute("VACUUM ANALYZE shipments")
             await conn.execute("VACUUM ANALYZE notifications")
         finally:
@@ -279,23 +278,21 @@ async def fill_store(url: str, args: argparse.Namespace, connect: dict[str, Any]
     print(f"  written in {time.perf_counter() - started:.1f} s", flush=True)
 
 
-async def measure_store(url: str, args: argparse.Namespace, connect: dict[str, Any]) -> None:
+async def measure_store(url: str, args: argparse.Namespace) -> None:
     """In a process of its own, so that its peak RSS is the service's, not the filling's."""
     settings = Settings(api=ApiSettings(key=Secret("bench")), store=StoreSettings(url=url))
-    store = await Store.open(url, connect_args=connect)
+    store = await Store.open(url)
     async with Engine(settings, store=store, load_plugins=False) as engine:
         await measure(Service(engine), args.runs, args.shipments)
     await store.close()
     print(f"  peak RSS of the measuring process: {peak_rss_mib():.0f} MiB", flush=True)
 
 
-def measure_in_child(url: str, args: argparse.Namespace, schema: str | None) -> None:
+def measure_in_child(url: str, args: argparse.Namespace) -> None:
     command = [
         sys.executable, __file__, "--measure", url, "--shipments", str(args.shipments),
         "--history", str(args.history), "--runs", str(args.runs),
     ]  # fmt: skip
-    if schema:
-        command += ["--schema", schema]
     subprocess.run(command, check=True, timeout=1800)
 
 
@@ -305,18 +302,16 @@ async def main() -> None:
     parser.add_argument("--history", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
-    parser.add_argument("--schema", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        connect = {"server_settings": {"search_path": args.schema}} if args.schema else {}
-        await measure_store(args.measure, args, connect)
+        await measure_store(args.measure, args)
         return
     with tempfile.TemporaryDirectory(prefix="trackops-bench-") as tmp:
         db = Path(tmp) / "bench.db"
         url = f"sqlite:///{db}"
         print(f"\nSQLite: {args.shipments:,} shipments, {args.history:,} history rows")
-        await fill_store(url, args, {})
-        measure_in_child(url, args, None)
+        await fill_store(url, args)
+        measure_in_child(url, args)
         config = Path(tmp) / "trackops.toml"
         config.write_text(f'[store]\nurl = "{url}"\n', encoding="utf-8")
         for cli_args in (["status", number(7)], ["list", "--limit", "50", "--json"]):
@@ -328,16 +323,26 @@ async def main() -> None:
         print("\nPostgreSQL: skipped (set TRACKOPS_TEST_POSTGRES_URL to measure it too)")
         return
     import asyncpg
+    from sqlalchemy.engine import make_url
 
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    # A database of its own (dropped afterwards), so that the CLI's config can name it.
+    name = f"trackops_bench_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(pg.replace("postgresql+asyncpg://", "postgresql://"))
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    bench_url = make_url(pg).set(database=name).render_as_string(hide_password=False)
     try:
         print(f"\nPostgreSQL: {args.shipments:,} shipments, {args.history:,} history rows")
-        await fill_store(pg, args, {"server_settings": {"search_path": schema}})
-        measure_in_child(pg, args, schema)
+        await fill_store(bench_url, args)
+        measure_in_child(bench_url, args)
+        with tempfile.TemporaryDirectory(prefix="trackops-bench-") as tmp:
+            config = Path(tmp) / "trackops.toml"
+            config.write_text(f'[store]\nurl = "{bench_url}"\n', encoding="utf-8")
+            for cli_args in (["status", number(7)], ["list", "--limit", "50", "--json"]):
+                best, median = cli_times(config, cli_args, runs=11)
+                label = "trackops " + " ".join(cli_args)
+                print(f"  {label:42} best {best:6.0f} ms  median {median:6.0f} ms", flush=True)
     finally:
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
 

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.util import greenlet_spawn
 from trackops.core.errors import TrackopsError
 from trackops.core.outbox import NEWS_AUDIENCES, NewsKey, ReportKey
 from trackops.core.rules import NotificationIntent
@@ -1372,8 +1373,8 @@ class Store:
                     f"cannot open the store at {masked}: cannot create {path.parent}: "
                     f"{exc.strerror or exc}"
                 ) from exc
-        if read_only and path is not None:
-            reader = _SqliteReader.attach(target, dialect, masked, path)
+        if read_only:
+            reader = await _Reader.attach(target, dialect, masked, path, connect_args)
             if reader is not None:
                 return reader
         from sqlalchemy.ext.asyncio import create_async_engine
@@ -2485,11 +2486,13 @@ class Store:
 # --------------------------------------------------------------------------- reading only
 
 
-class _BlockingConnection:
-    """A blocking SQLAlchemy ``Connection`` behind the awaitable calls the query layer makes
-    on an ``AsyncConnection`` (``execute``, ``scalar``, ``exec_driver_sql``).
+class _ReaderConnection:
+    """A connection of SQLAlchemy's plain engine behind the awaitable calls the query layer
+    makes on an ``AsyncConnection`` (``execute``, ``scalar``, ``exec_driver_sql``).
 
-    Results are buffered, as an ``AsyncConnection``'s are, so that they outlive the block.
+    Each call runs in ``greenlet_spawn``, as ``AsyncConnection``'s own do: asyncpg's adapted
+    driver awaits inside it, SQLite's blocking driver simply runs. Results are buffered, as an
+    ``AsyncConnection``'s are, so that they outlive the block.
     """
 
     def __init__(self, conn: Connection) -> None:
@@ -2497,22 +2500,27 @@ class _BlockingConnection:
         self.dialect = conn.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.execute(statement, parameters).freeze()()
+        return await greenlet_spawn(_buffered, self._conn.execute, statement, parameters)
 
     async def scalar(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.scalar(statement, parameters)
+        return await greenlet_spawn(self._conn.scalar, statement, parameters)
 
     async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
-        return self._conn.exec_driver_sql(statement, parameters).freeze()()
+        return await greenlet_spawn(_buffered, self._conn.exec_driver_sql, statement, parameters)
 
 
-class _SqliteReader(Store):
-    """A SQLite store opened for reading only (``Store.open(read_only=True)``).
+def _buffered(run: Callable[..., Any], *args: Any) -> Any:
+    return run(*args).freeze()()
 
-    A one-shot command (``list``, ``status``) reads through SQLAlchemy's blocking engine on
-    the event loop's thread: each statement takes a few milliseconds on an indexed store, and
-    the command has nothing else to do meanwhile. Its connections are ``query_only``; a write
-    raises ``StoreError``.
+
+class _Reader(Store):
+    """A store opened for reading only (``Store.open(read_only=True)``).
+
+    SQLAlchemy's plain engine, without its asyncio extension (which loads the ORM: a third of
+    a one-shot command's time): SQLite through its blocking driver on the event loop's thread
+    (each statement takes a few milliseconds on an indexed store, and the command has nothing
+    else to do meanwhile), PostgreSQL through asyncpg in ``greenlet_spawn``. SQLite's
+    connections are ``query_only``; any write raises ``StoreError``.
     """
 
     def __init__(self, engine: Engine, dialect: _Dialect, url: str) -> None:
@@ -2525,37 +2533,62 @@ class _SqliteReader(Store):
         self._search_index = False
 
     @classmethod
-    def attach(
-        cls, target: URL, dialect: _Dialect, masked: str, path: Path
-    ) -> _SqliteReader | None:
-        """The reader over the file at ``path``; ``None`` when the file does not exist yet or
-        is not at this trackops's schema version (the usual open creates or upgrades it)."""
-        if not path.is_file() or target.drivername != "sqlite+aiosqlite":
+    async def attach(
+        cls,
+        target: URL,
+        dialect: _Dialect,
+        masked: str,
+        path: Path | None,
+        connect_args: Mapping[str, Any] | None,
+    ) -> _Reader | None:
+        """The reader over an existing store at this trackops's schema version; ``None`` for
+        a new SQLite file, an older schema or another driver (the usual open creates or
+        upgrades the store; a failure to connect is told there too)."""
+        if target.drivername == "sqlite+aiosqlite" and path is not None:
+            url = target.set(drivername="sqlite+pysqlite")
+        elif target.drivername == "postgresql+asyncpg":
+            url = target
+        else:
             return None
-        engine = sa.create_engine(target.set(drivername="sqlite+pysqlite"))
+        engine = sa.create_engine(
+            url, connect_args=dict(connect_args or {}), **dialect.engine_options()
+        )
         dialect.install(engine, read_only=True)
-        reader = cls(engine, dialect, masked)
-        try:
+
+        def check() -> tuple[Any, bool]:
+            if path is not None and not path.is_file():
+                return None, False  # a new file: made by the usual open (WAL mode, schema)
             with engine.connect() as conn:
                 version = conn.exec_driver_sql("SELECT max(version) FROM schema_version").scalar()
-                search = conn.exec_driver_sql(
-                    "SELECT 1 FROM sqlite_master WHERE name = 'shipment_search'"
-                ).first()
-        except sa.exc.SQLAlchemyError:
-            version = None
+                search = dialect.is_sqlite and (
+                    conn.exec_driver_sql(
+                        "SELECT 1 FROM sqlite_master WHERE name = 'shipment_search'"
+                    ).first()
+                    is not None
+                )
+            return version, search
+
+        try:
+            version, search = await greenlet_spawn(check)
+        except Exception:  # no schema yet, no server...: the usual open says what is wrong
+            version, search = None, False
         if version != SCHEMA_VERSION:
-            engine.dispose()
+            await greenlet_spawn(engine.dispose)
             return None
-        reader._search_index = search is not None
+        reader = cls(engine, dialect, masked)
+        reader._search_index = search
         return reader
 
     async def close(self) -> None:
-        self._sync_engine.dispose()
+        await greenlet_spawn(self._sync_engine.dispose)
 
     async def ping(self) -> bool:
-        try:
+        def ping() -> None:
             with self._sync_engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
+
+        try:
+            await greenlet_spawn(ping)
             return True
         except Exception:
             return False
@@ -2563,8 +2596,11 @@ class _SqliteReader(Store):
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         try:
-            with self._sync_engine.connect() as conn:
-                yield cast("AsyncConnection", _BlockingConnection(conn))
+            conn = await greenlet_spawn(self._sync_engine.connect)
+            try:
+                yield cast("AsyncConnection", _ReaderConnection(conn))
+            finally:
+                await greenlet_spawn(conn.close)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             raise StoreError(
                 f"store {self.url}: {_describe(exc)}", transient=is_transient(exc)

@@ -427,6 +427,47 @@ async def test_two_processes_opening_at_once_both_succeed(target: Target) -> Non
     assert rows[0][0] == len(store_mod.MIGRATIONS)
 
 
+async def test_a_store_opened_for_reading_reads_alike_and_writes_nothing(target: Target) -> None:
+    """``read_only`` (``trackops list``, ``status``): SQLAlchemy's plain engine, no asyncio
+    extension; the same answers, and a write is refused with a clear message."""
+    writer = await target.open()
+    await _three_shipments(writer)
+    await apply(writer, [update("BB22222222", P.DELIVERED)])
+    listed = [r.number for r in await writer.list_shipments()]
+    counts = await writer.count_by_status()
+    await writer.close()
+    reader = await Store.open(target.url, connect_args=target.connect_args, read_only=True)
+    try:
+        assert [r.number for r in await reader.list_shipments()] == listed
+        assert [r.number for r in await reader.list_shipments(search="ann@")] == ["AA11111111"]
+        assert await reader.count_by_status() == counts
+        record = await reader.get_shipment("BB22222222")
+        assert record is not None and record.package_status is P.DELIVERED
+        assert await reader.ping() and await reader.schema_version() == SCHEMA_VERSION
+        with pytest.raises(StoreError, match="opened for reading only"):
+            await reader.add_shipments([NewShipment("DD44444444")])
+    finally:
+        await reader.close()
+    rows = await raw(target, "SELECT count(*) FROM shipments")
+    assert rows[0][0] == 3
+
+
+async def test_reading_an_older_store_upgrades_it_first(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
+        patch.setattr(store_mod, "SCHEMA_VERSION", 1)
+        old = await target.open()
+        await old.close()
+    store = await Store.open(target.url, connect_args=target.connect_args, read_only=True)
+    try:
+        assert await store.schema_version() == SCHEMA_VERSION
+        assert await store.list_shipments() == []
+    finally:
+        await store.close()
+
+
 async def test_sqlite_settings(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "t.db"
     store = await Store.open(f"sqlite:///{path}")
