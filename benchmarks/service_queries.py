@@ -259,6 +259,17 @@ def cli_times(config: Path, args: list[str], runs: int = 7) -> tuple[float, floa
     return min(times), statistics.median(times)
 
 
+def print_cli_times(url: str) -> None:
+    """``trackops status NUMBER`` and ``trackops list --limit 50 --json`` on the store."""
+    with tempfile.TemporaryDirectory(prefix="trackops-bench-") as tmp:
+        config = Path(tmp) / "trackops.toml"
+        config.write_text(f'[store]\nurl = "{url}"\n', encoding="utf-8")
+        for cli_args in (["status", number(7)], ["list", "--limit", "50", "--json"]):
+            best, median = cli_times(config, cli_args, runs=11)
+            label = "trackops " + " ".join(cli_args)
+            print(f"  {label:42} best {best:6.0f} ms  median {median:6.0f} ms", flush=True)
+
+
 async def fill_store(url: str, args: argparse.Namespace) -> None:
     store = await Store.open(url)
     started = time.perf_counter()
@@ -312,12 +323,7 @@ async def main() -> None:
         print(f"\nSQLite: {args.shipments:,} shipments, {args.history:,} history rows")
         await fill_store(url, args)
         measure_in_child(url, args)
-        config = Path(tmp) / "trackops.toml"
-        config.write_text(f'[store]\nurl = "{url}"\n', encoding="utf-8")
-        for cli_args in (["status", number(7)], ["list", "--limit", "50", "--json"]):
-            best, median = cli_times(config, cli_args, runs=11)
-            label = "trackops " + " ".join(cli_args)
-            print(f"  {label:42} best {best:6.0f} ms  median {median:6.0f} ms", flush=True)
+        print_cli_times(url)
     pg = os.environ.get("TRACKOPS_TEST_POSTGRES_URL")
     if not pg:
         print("\nPostgreSQL: skipped (set TRACKOPS_TEST_POSTGRES_URL to measure it too)")
@@ -334,13 +340,7 @@ async def main() -> None:
         print(f"\nPostgreSQL: {args.shipments:,} shipments, {args.history:,} history rows")
         await fill_store(bench_url, args)
         measure_in_child(bench_url, args)
-        with tempfile.TemporaryDirectory(prefix="trackops-bench-") as tmp:
-            config = Path(tmp) / "trackops.toml"
-            config.write_text(f'[store]\nurl = "{bench_url}"\n', encoding="utf-8")
-            for cli_args in (["status", number(7)], ["list", "--limit", "50", "--json"]):
-                best, median = cli_times(config, cli_args, runs=11)
-                label = "trackops " + " ".join(cli_args)
-                print(f"  {label:42} best {best:6.0f} ms  median {median:6.0f} ms", flush=True)
+        print_cli_times(bench_url)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

@@ -316,15 +316,20 @@ async def test_reopening_is_idempotent_and_keeps_data(target: Target) -> None:
     assert rows[0][0] == len(store_mod.MIGRATIONS)
 
 
-async def test_a_version_1_database_is_upgraded(
-    target: Target, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _version_1_store(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store as trackops made it at schema version 1."""
     with monkeypatch.context() as patch:
         patch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
         patch.setattr(store_mod, "SCHEMA_VERSION", 1)
         old = await target.open()
         assert await old.schema_version() == 1
         await old.close()
+
+
+async def test_a_version_1_database_is_upgraded(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _version_1_store(target, monkeypatch)
     await raw(
         target,
         "INSERT INTO notifications (created_at, number, audience, channel, recipient, condition,"
@@ -455,11 +460,7 @@ async def test_a_store_opened_for_reading_reads_alike_and_writes_nothing(target:
 async def test_reading_an_older_store_upgrades_it_first(
     target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with monkeypatch.context() as patch:
-        patch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
-        patch.setattr(store_mod, "SCHEMA_VERSION", 1)
-        old = await target.open()
-        await old.close()
+    await _version_1_store(target, monkeypatch)
     store = await Store.open(target.url, connect_args=target.connect_args, read_only=True)
     try:
         assert await store.schema_version() == SCHEMA_VERSION
