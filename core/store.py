@@ -2550,9 +2550,8 @@ class _Reader(Store):
             url = target
         else:
             return None
-        engine = sa.create_engine(
-            url, connect_args=dict(connect_args or {}), **dialect.engine_options()
-        )
+        # No pool_pre_ping: a one-shot command's connections are new (a ping is a round trip).
+        engine = sa.create_engine(url, connect_args=dict(connect_args or {}))
         dialect.install(engine, read_only=True)
 
         def check() -> tuple[Any, bool]:
