@@ -9,6 +9,7 @@ with the actor ``tui``, and their failures show as notifications, never as a cra
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         Service,
         ShipmentDetail,
     )
+    from trackops.tui.table import ShipmentTable
 
 __all__ = ["TrackopsApp", "make_app"]
 
@@ -96,6 +98,7 @@ class TrackopsApp(App[int]):
         """The last (done, total) of a sync run from the dashboard."""
         self.extensions = FrontEndExtensions()
         """What plugins add (palette commands, screens, detail panels), read at mount."""
+        self._heap_frozen = False
 
     def on_mount(self) -> None:
         from trackops.tui.extensions import bind_plugin_keys, extensions_of
@@ -107,6 +110,27 @@ class TrackopsApp(App[int]):
             self._follow_changes()
             self._update_status_line()
             self.set_interval(self.STATUS_EVERY, self._update_status_line)
+
+    def on_shipment_table_loaded(self, message: ShipmentTable.Loaded) -> None:
+        if not self._heap_frozen:
+            self._heap_frozen = True
+            self.call_after_refresh(self._freeze_heap)
+
+    def _freeze_heap(self) -> None:
+        """Once the first rows are painted, take what start-up built (modules, styles,
+        screens, the service) out of the garbage collector's sight.
+
+        A full collection walks every tracked object: 40 ms of CPU at 100,000 shipments,
+        and it fell on whichever keystroke allocated last (the p95 of the filter and search
+        steps). After the freeze it walks only what was made since. Objects of start-up that
+        become garbage later stay until the app exits (``on_unmount`` unfreezes them).
+        """
+        gc.collect()
+        gc.freeze()
+
+    def on_unmount(self) -> None:
+        if self._heap_frozen:
+            gc.unfreeze()
 
     # ------------------------------------------------------------------ errors
 

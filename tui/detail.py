@@ -136,6 +136,8 @@ class DetailScreen(Screen[None]):
                     Text(f"{clean(self.number)} is no longer in the store.", style="bold red")
                 )
                 return
+            if detail == self.detail:
+                return  # what the read-ahead showed is still true: no second render
             self.detail = detail
             self._show(detail)
 

@@ -11,9 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Select
+from textual.widgets import DataTable, Header, Input, Select
 from trackops.tui.format import clean, safe, status_style
 from trackops.tui.messages import NotificationsChanged
+from trackops.tui.widgets import KeyFooter
 
 if TYPE_CHECKING:
     from trackops.core.service import HistoryQuery, HistoryRow
@@ -62,7 +63,7 @@ class HistoryScreen(Screen[None]):
             yield Select(self._channels(), prompt="channel", id="channel")
             yield Input(placeholder="since YYYY-MM-DD", id="since", max_length=10)
         yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyFooter()
 
     def _conditions(self) -> list[tuple[str, str]]:
         names = ["default", "custom", "customer", "seller"]

@@ -10,12 +10,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Label
+from textual.widgets import Header, Input, Label
 from trackops.core.wire import PackageStatus
 from trackops.tui.format import STATUS_KEYS, clean
 from trackops.tui.messages import NotificationsChanged, ShipmentsChanged, StatusLineChanged
 from trackops.tui.table import ShipmentTable
-from trackops.tui.widgets import NotificationsPanel, StatusCounts, StatusLine
+from trackops.tui.widgets import KeyFooter, NotificationsPanel, StatusCounts, StatusLine
 
 if TYPE_CHECKING:
     from trackops.core.service import ShipmentQuery, SortKey
@@ -74,7 +74,7 @@ class MainScreen(Screen[None]):
                 yield Label("Notifications", classes="panel-title")
                 yield NotificationsPanel(id="notifications")
         yield StatusLine(id="status-line")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def table(self) -> ShipmentTable:

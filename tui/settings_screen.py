@@ -12,9 +12,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Static, Switch, TextArea
+from textual.widgets import Button, Header, Input, Label, Static, Switch, TextArea
 from trackops.tui.config_edit import NotificationChanges, conditions_text
 from trackops.tui.format import clean
+from trackops.tui.widgets import KeyFooter
 
 if TYPE_CHECKING:
     from trackops.tui.app import TrackopsApp
@@ -59,7 +60,7 @@ class SettingsScreen(Screen[None]):
             yield Static("", id="settings-error")
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "Settings"

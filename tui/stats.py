@@ -12,10 +12,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, Sparkline, Static
+from textual.widgets import Header, Label, Sparkline, Static
 from trackops.tui.format import age, route, safe, status_text
 from trackops.tui.messages import ShipmentsChanged
-from trackops.tui.widgets import StatusCounts
+from trackops.tui.widgets import KeyFooter, StatusCounts
 
 if TYPE_CHECKING:
     from trackops.core.service import CarrierStat, Statistics
@@ -46,7 +46,7 @@ class StatsScreen(Screen[None]):
             yield Static(id="carriers")
             yield Label(f"Stuck: no event for {STUCK_DAYS} days or more", classes="panel-title")
             yield Static(id="stuck")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "Statistics"

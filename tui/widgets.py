@@ -8,16 +8,18 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Static
+from textual.screen import Screen
+from textual.widgets import Footer, Static
 from trackops.core.wire import PackageStatus
 from trackops.tui.format import STATUS_KEYS, safe, status_style
 
 if TYPE_CHECKING:
     from trackops.core.service import HistoryRow
 
-__all__ = ["NotificationsPanel", "StatusCounts", "StatusLine"]
+__all__ = ["KeyFooter", "NotificationsPanel", "StatusCounts", "StatusLine"]
 
 
 class StatusCounts(Static):
@@ -162,3 +164,33 @@ class StatusLine(Static):
     def show(self, text: str) -> None:
         """Show ``text`` (already safe: built from the runtime's values)."""
         self.update(Text(text, no_wrap=True, overflow="ellipsis"))
+
+
+class KeyFooter(Footer):
+    """Textual's key bar, rebuilt only when the keys it shows changed.
+
+    ``Footer`` recomposes (a dozen widgets, their styles, a layout: 20-30 ms) each time its
+    screen says its bindings may have changed, and Textual says so whenever the screen is
+    covered or uncovered: opening a detail rebuilt the hidden main screen's keys, closing it
+    rebuilt them again, unchanged.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: tuple[object, ...] | None = None
+
+    def _keys(self, screen: Screen[object]) -> tuple[object, ...]:
+        display = self.app.get_key_display
+        return tuple(
+            (active.binding, active.enabled, active.tooltip, display(active.binding))
+            for active in screen.active_bindings.values()
+        )
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        if self._shown is not None and (not screen.is_current or self._keys(screen) == self._shown):
+            return  # hidden (it is checked again when uncovered), or the same keys
+        super().bindings_changed(screen)
+
+    def compose(self) -> ComposeResult:
+        self._shown = self._keys(self.screen) if self._bindings_ready else None
+        yield from super().compose()
