@@ -72,14 +72,32 @@ class DetailScreen(Screen[None]):
         self._ahead: ShipmentDetail | None = None
 
     def show(self, number: str, ahead: ShipmentDetail | None = None) -> None:
-        """Show ``number`` next time the screen is pushed; ``ahead``: its detail read ahead
-        (shown at once, then read again)."""
+        """Show ``number`` (the screen is pushed next); ``ahead``: its detail read ahead,
+        shown at once, and read again as the screen is shown.
+
+        The read-ahead detail goes into the widgets here, before the push, so their new
+        sizes are laid out in the screen's first frame rather than a frame or two later.
+        """
         if number != self.number:
             self.detail = None
         self.number = number
-        self._ahead = ahead if ahead is not None and ahead.shipment.number == number else None
-        if self.is_mounted:
-            self.title = f"Shipment {clean(number)}"
+        ahead = ahead if ahead is not None and ahead.shipment.number == number else None
+        if not self.is_mounted:
+            self._ahead = ahead  # shown as the screen is first shown
+            return
+        self.title = f"Shipment {clean(number)}"
+        if ahead is not None:
+            self.detail = ahead
+            with self.app.errors_shown("detail"):
+                self._show(ahead)
+        elif self.detail is None:
+            self._blank()
+
+    def _blank(self) -> None:
+        """No facts of the previously shown shipment while this one is read."""
+        self.query_one("#facts", Static).update(Text("reading…", style="dim"))
+        self.query_one("#timeline", DataTable).clear()
+        self.query_one("#detail-notifications", DataTable).clear()
 
     def on_screen_resume(self) -> None:
         if self._ahead is not None:

@@ -180,17 +180,26 @@ class KeyFooter(Footer):
         self._shown: tuple[object, ...] | None = None
 
     def _keys(self, screen: Screen[object]) -> tuple[object, ...]:
+        """What ``Footer.compose`` shows of ``screen``'s bindings."""
         display = self.app.get_key_display
+        palette = self.app.COMMAND_PALETTE_BINDING
         return tuple(
             (active.binding, active.enabled, active.tooltip, display(active.binding))
-            for active in screen.active_bindings.values()
+            for key, active in screen.active_bindings.items()
+            if active.binding.show or key == palette
         )
 
     def bindings_changed(self, screen: Screen[object]) -> None:
-        if self._shown is not None and (not screen.is_current or self._keys(screen) == self._shown):
-            return  # hidden (it is checked again when uncovered), or the same keys
+        if self._bindings_ready and not screen.is_current:
+            return  # hidden: checked again when it is uncovered
+        keys = self._keys(screen)
+        if self._bindings_ready and keys == self._shown:
+            return
+        if self.app.app_focus:
+            self._shown = keys  # what the rebuild it asks for will show
         super().bindings_changed(screen)
 
     def compose(self) -> ComposeResult:
-        self._shown = self._keys(self.screen) if self._bindings_ready else None
+        if self._bindings_ready:
+            self._shown = self._keys(self.screen)
         yield from super().compose()
