@@ -19,7 +19,7 @@ Measured with ``benchmarks/tui_scale.py`` (figures in README).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -28,7 +28,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events, work
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -72,6 +72,24 @@ def fit(text: str, width: int) -> str:
     if cell_len(text) <= width:
         return set_cell_size(text, width)
     return set_cell_size(text, max(0, width - 1)) + "…" if width else ""
+
+
+@dataclass
+class _PaintStyles:
+    """The table's styles for one paint, and the cell styles laid over a line's."""
+
+    header: Style
+    odd: Style
+    even: Style
+    cursor: Style
+    _combined: dict[tuple[Style, Style], Style] = field(default_factory=dict)
+
+    def on(self, line: Style, cell: Style) -> Style:
+        """``cell`` over ``line`` (a handful of pairs per paint, each added once)."""
+        combined = self._combined.get((line, cell))
+        if combined is None:
+            combined = self._combined[line, cell] = line + cell
+        return combined
 
 
 class ShipmentTable(ScrollView, can_focus=True):
@@ -170,6 +188,9 @@ class ShipmentTable(ScrollView, can_focus=True):
         self._rows: list[ShipmentRow] = []
         self._cells: list[dict[str, Cell]] = []
         self._index: dict[str, int] = {}
+        self._fitted: dict[tuple[int, bool], list[Cell]] = {}
+        self._columns_at: tuple[int, list[tuple[Column, int]]] | None = None
+        self._paint: _PaintStyles | None = None
         self._loading = False
         self.marked: dict[str, None] = {}
         """Shipments marked with ``space``, in marking order (plugin commands act on them)."""
@@ -244,6 +265,7 @@ class ShipmentTable(ScrollView, can_focus=True):
             self._rows = [row for page in self.pages for row in page.items]
             self._cells = [self._row_cells(row, now) for row in self._rows]
             self._index = {row.number: i for i, row in enumerate(self._rows)}
+            self._fitted.clear()
             self.virtual_size = Size(self.size.width, len(self._rows) + 1)
             target = self._index.get(keep, -1) if keep is not None else -1
             if target < 0:
@@ -256,32 +278,65 @@ class ShipmentTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ painting
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The component styles are looked up once per paint, not once per line: each lookup
+        # walks the widget's ancestors, and per line it was a third of a repaint.
+        self._paint = self._paint_styles()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._paint = None
+
+    def _paint_styles(self) -> _PaintStyles:
+        base = self.rich_style
+        return _PaintStyles(
+            header=self.get_component_rich_style("shipment-table--header"),
+            odd=base,
+            even=base + self.get_component_rich_style("shipment-table--even"),
+            cursor=self.get_component_rich_style("shipment-table--cursor"),
+        )
+
+    def _layout_at(self, width: int) -> list[tuple[Column, int]]:
+        if self._columns_at is None or self._columns_at[0] != width:
+            self._columns_at = (width, self.column_layout(width))
+            self._fitted.clear()
+        return self._columns_at[1]
+
+    def _fitted_row(self, index: int, layout: list[tuple[Column, int]]) -> list[Cell]:
+        """Row ``index``'s cells cut to the column widths (kept until the rows or the width
+        change: moving the cursor repaints rows without cutting their texts again)."""
+        marked = self._rows[index].number in self.marked
+        key = (index, marked)
+        fitted = self._fitted.get(key)
+        if fitted is None:
+            cells = self._cells[index]
+            fitted = []
+            for column, w in layout:
+                text, style = cells[column.key]
+                if marked and column.key == "number":
+                    text, style = f"✓{text}", style + _MARKED
+                fitted.append((f" {fit(text, w)} ", style))
+            self._fitted[key] = fitted
+        return fitted
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        layout = self.column_layout(width)
+        layout = self._layout_at(width)
+        paint = self._paint or self._paint_styles()
         if y == 0:
-            style = self.get_component_rich_style("shipment-table--header")
+            style = paint.header
             segments = [Segment(f" {fit(c.label, w)} ", style) for c, w in layout]
             return Strip(segments).adjust_cell_length(width, style)
         index = int(self.scroll_offset.y) + y - 1
-        base = self.rich_style
         if index >= len(self._rows):
-            return Strip.blank(width, base)
+            return Strip.blank(width, paint.odd)
+        cells = self._fitted_row(index, layout)
         if index == self.cursor_row:
-            base = self.get_component_rich_style("shipment-table--cursor")
-            cursor = True
+            base = paint.cursor
+            segments = [Segment(text, base) for text, _ in cells]
         else:
-            cursor = False
-            if index % 2:
-                base = base + self.get_component_rich_style("shipment-table--even")
-        cells = self._cells[index]
-        marked = self._rows[index].number in self.marked
-        segments = []
-        for column, w in layout:
-            text, style = cells[column.key]
-            if marked and column.key == "number":
-                text, style = f"✓{text}", style + _MARKED
-            segments.append(Segment(f" {fit(text, w)} ", base if cursor else base + style))
+            base = paint.even if index % 2 else paint.odd
+            segments = [Segment(text, paint.on(base, style)) for text, style in cells]
         return Strip(segments).adjust_cell_length(width, base)
 
     def on_resize(self) -> None:
@@ -307,8 +362,9 @@ class ShipmentTable(ScrollView, can_focus=True):
         self.cursor_row = max(0, min(row, len(self._rows) - 1))
 
     def watch_cursor_row(self, old: int, new: int) -> None:
-        self._scroll_to_cursor()
-        self.refresh()
+        self._scroll_to_cursor()  # a scroll repaints every line (ScrollView.watch_scroll_y)
+        self.refresh_line(old + 1)  # else only the two rows the cursor left and reached
+        self.refresh_line(new + 1)
         if row := self.highlighted:
             self.post_message(self.Highlighted(self, row.number))
         if self.pages and self._rows and not self._loading:
@@ -330,7 +386,7 @@ class ShipmentTable(ScrollView, can_focus=True):
                 del self.marked[row.number]
             else:
                 self.marked[row.number] = None
-            self.refresh()
+            self.refresh_line(self.cursor_row + 1)
 
     def action_select(self) -> None:
         if row := self.highlighted:

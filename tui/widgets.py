@@ -28,6 +28,10 @@ class StatusCounts(Static):
     Clicking a status selects it, like its digit key.
     """
 
+    DEFAULT_CSS = """
+    StatusCounts { height: 2; }
+    """
+
     selected: reactive[PackageStatus | None] = reactive(None)
 
     class Picked(Message):
@@ -56,7 +60,8 @@ class StatusCounts(Static):
         line = self._line(total, compact=False)
         if line.cell_len > width:
             line = self._line(total, compact=True)
-        self.update(Group(line, self._bar(total)))
+        # Always two lines: a new status or new counts need no layout of the screen.
+        self.update(Group(line, self._bar(total)), layout=False)
 
     def _line(self, total: int, *, compact: bool) -> Text:
         """``0 All 22 │ 1 ? Not found 3 │ ...``; compact: icons without names."""
@@ -161,9 +166,13 @@ _SEND_MARKS = {
 class StatusLine(Static):
     """One line: API rate limiter, last push, last sync, the store (from the runtime)."""
 
+    DEFAULT_CSS = """
+    StatusLine { height: 1; }
+    """
+
     def show(self, text: str) -> None:
         """Show ``text`` (already safe: built from the runtime's values)."""
-        self.update(Text(text, no_wrap=True, overflow="ellipsis"))
+        self.update(Text(text, no_wrap=True, overflow="ellipsis"), layout=False)  # one line
 
 
 class KeyFooter(Footer):
