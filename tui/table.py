@@ -137,7 +137,7 @@ class ShipmentTable(ScrollView, can_focus=True):
         Binding("space", "toggle_mark", "Mark", show=False),
     ]
 
-    cursor_row: reactive[int] = reactive(0, always_update=True)
+    cursor_row: reactive[int] = reactive(0, always_update=True, repaint=False)  # see watch
 
     class _AboutShipment(Message):
         """A message from the table about one shipment."""

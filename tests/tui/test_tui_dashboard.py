@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import io
 import sys
 import textwrap
 from datetime import timedelta
@@ -10,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.command import CommandPalette
-from textual.widgets import Input, Static, TextArea
+from textual.widgets import DataTable, Input, Static, TextArea
 from trackops.core.wire import PackageStatus
 from trackops.tui.app import TrackopsApp, make_app
 from trackops.tui.detail import DetailScreen
@@ -130,6 +132,106 @@ async def test_enter_opens_the_detail_with_timeline_and_escape_closes_it(service
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
         assert shown(app) == [number]  # the search is kept behind the detail
+
+
+async def test_moving_the_cursor_repaints_the_rows_it_left_and_reached(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 20)) as pilot:  # fewer rows shown than there are
+        await loaded(pilot, SEEDED)
+        rows = table(app)
+        cursor = rows.get_component_rich_style("shipment-table--cursor").bgcolor
+
+        def highlighted() -> list[int]:
+            """The painted lines in the cursor's colour (what the screen shows)."""
+            lines = rows.render_lines(rows.size.region)
+            firsts = [next(iter(line), None) for line in lines]
+            return [
+                y
+                for y, seg in enumerate(firsts)
+                if seg and seg.style and seg.style.bgcolor == cursor
+            ]
+
+        assert highlighted() == [1]  # under the header
+        await pilot.press("down", "down")
+        await wait_until(pilot, lambda: rows.cursor_row == 2)
+        await pilot.pause()
+        assert highlighted() == [3]
+        await pilot.press("pagedown", "pagedown")  # past the last line shown: it scrolls
+        await wait_until(pilot, lambda: rows.scroll_offset.y > 0)
+        await pilot.pause()
+        assert highlighted() == [rows.cursor_row - rows.scroll_offset.y + 1]
+        await pilot.press("up")
+        await wait_until(pilot, lambda: rows.highlighted is not None)
+        await pilot.pause()
+        assert highlighted() == [rows.cursor_row - rows.scroll_offset.y + 1]
+
+
+def _facts(screen: DetailScreen) -> str:
+    from rich.console import Console
+
+    console = Console(width=200, record=True, color_system=None, file=io.StringIO())
+    console.print(screen.query_one("#facts", Static).content)
+    return " ".join(console.export_text().split())
+
+
+async def test_the_reused_detail_never_shows_the_previous_shipment(service: Any) -> None:
+    first, second = seed_numbers()[1][0], seed_numbers()[2][0]
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        app.open_detail(first)
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.detail is not None
+        )
+        screen = app.screen
+        assert first in _facts(screen)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        screen.show(second)  # nothing read ahead: nothing of the first while it is read
+        assert _facts(screen) == "reading…"
+        assert screen.query_one("#timeline", DataTable).row_count == 0
+        app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.detail is not None)
+        assert screen.detail is not None and screen.detail.shipment.number == second
+        assert second in _facts(screen) and first not in _facts(screen)
+
+
+async def test_a_read_ahead_detail_is_shown_once_when_the_fresh_read_agrees(
+    service: Any, monkeypatch: Any
+) -> None:
+    shown: list[str] = []
+    render = DetailScreen._show
+
+    def counting(self: DetailScreen, detail: Any) -> None:
+        shown.append(detail.shipment.number)
+        render(self, detail)
+
+    monkeypatch.setattr(DetailScreen, "_show", counting)
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        number = table(app).rows_shown[1].number
+        app.open_detail(number)  # mounts the screen once
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.press("down")  # the highlighted shipment is read ahead
+        await wait_until(pilot, lambda: table(app).highlighted.number == number)
+        await app.workers.wait_for_complete()
+        shown.clear()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await app.workers.wait_for_complete()  # the fresh read
+        assert shown == [number]
+        assert app.screen.query_one("#timeline", DataTable).row_count == 1
+
+
+async def test_start_up_objects_are_out_of_the_collectors_sight_until_exit(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        await wait_until(pilot, lambda: gc.get_freeze_count() > 0)
+    assert gc.get_freeze_count() == 0
 
 
 async def test_register_through_the_dialog_and_see_the_row(service: Any) -> None:
