@@ -121,6 +121,11 @@ async def drive(db: Path, rounds: int) -> dict[str, Any]:
                 return app.screen.query_one(ShipmentTable)
 
             await until(lambda: isinstance(app.screen, MainScreen) and table().row_count > 0)
+            # The rows are in the table; first paint is when the screen has been painted
+            # with them (Textual runs this callback once no refresh is pending).
+            painted = asyncio.Event()
+            app.screen.call_after_refresh(painted.set)
+            await asyncio.wait_for(painted.wait(), 30)
             results["first paint"] = time.perf_counter() - started
 
             cpu: dict[str, list[float]] = {}

@@ -104,13 +104,16 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------------ loading
 
     @work(exclusive=True, group="query")
-    async def _apply_query(self, recount: bool = True) -> None:
+    async def _apply_query(self, recount: bool = True, retitle: bool = True) -> None:
+        """Show the query's first rows; ``recount``: then the counts for its search;
+        ``retitle``: the title's count and description now (else with the next counts)."""
         with self.app.errors_shown("shipments"):
             await self.table.set_query(self.query_for_table())
             # The chosen status is marked with its rows, in the same frame: marking it at the
             # keystroke painted a frame of its own, and Textual's next came 17-33 ms later.
             self.query_one(StatusCounts).selected = self.status
-            self._show_total()
+            if retitle:
+                self._show_total()
             if recount:
                 self._count()
 
@@ -171,8 +174,10 @@ class MainScreen(Screen[None]):
     def _search_changed(self, event: Input.Changed) -> None:
         self.search = event.value.strip()
         # Rows at every keystroke; the counts (a scan of every shipment for a search) once
-        # typing pauses, so they never hold up the next keystroke's rows.
-        self._apply_query(recount=False)
+        # typing pauses, so they never hold up the next keystroke's rows. The title says
+        # "N shipments · search 'text'": it changes with the counts, so that its number is
+        # never the previous text's (and a keystroke does not repaint the whole screen).
+        self._apply_query(recount=False, retitle=False)
         if self._recount is not None:
             self._recount.stop()
         self._recount = self.set_timer(self.RECOUNT_AFTER, self._count)

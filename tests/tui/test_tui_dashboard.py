@@ -97,6 +97,20 @@ async def test_search_filters_as_you_type_enter_keeps_escape_clears(service: Any
         assert app.screen.query_one("#search", Input).value == ""
 
 
+async def test_the_title_counts_what_it_says_it_counts_while_typing(service: Any) -> None:
+    app = app_for(service)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await loaded(pilot, SEEDED)
+        await wait_until(pilot, lambda: app.screen.sub_title.startswith(f"{SEEDED} shipments"))
+        await pilot.press("slash", "g", "i")  # the tag "gift": every third shipment
+        await wait_until(pilot, lambda: table(app).row_count == 7)
+        # the rows come at once, the counts once typing pauses: never the old count with
+        # the new text
+        assert "'gi'" not in app.screen.sub_title or app.screen.sub_title.startswith("7 ")
+        await wait_until(pilot, lambda: app.screen.sub_title.startswith("7 shipments"))
+        assert "search 'gi'" in app.screen.sub_title
+
+
 async def test_search_by_order_and_email(service: Any) -> None:
     app = app_for(service)
     async with app.run_test(size=(160, 48)) as pilot:
