@@ -119,7 +119,8 @@ def _iso_text(value: Any) -> str:
     """A stored time as ISO 8601: a ``datetime`` (PostgreSQL) or SQLite's stored text."""
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value or "").replace(" ", "T", 1)
+    # SQLAlchemy's SQLite text always has a fraction; isoformat() leaves a zero one out.
+    return str(value or "").replace(" ", "T", 1).removesuffix(".000000")
 
 
 def _slug(code: int) -> str:

@@ -7,6 +7,8 @@ its own (``search_path`` set through asyncpg's ``server_settings``), dropped aft
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import os
 import uuid
 from collections import Counter
@@ -21,7 +23,9 @@ import pytest
 import sqlalchemy as sa
 from factories import event_hash
 from sqlalchemy.ext.asyncio import create_async_engine
+from trackops.core import queries
 from trackops.core import store as store_mod
+from trackops.core.reports import EXPORT_COLUMNS, CsvExport
 from trackops.core.rules import NotificationIntent
 from trackops.core.status import StoredState, Transition
 from trackops.core.store import (
@@ -571,6 +575,53 @@ async def test_list_shipments_order_filters_and_paging(store: Store) -> None:
     assert await numbers(search="%") == ["CC33333333"]
     assert await numbers(limit=2) == ["CC33333333", "AA11111111"]
     assert await numbers(limit=2, offset=2) == ["BB22222222"]
+
+
+async def test_the_export_writes_what_is_stored_alike_in_either_database(
+    target: Target,
+) -> None:
+    """Outside text with commas, quotes and line breaks survives, an unknown status code is
+    named, a time without a fraction has none (as ``isoformat``), on SQLite (the driver's own
+    rows) and PostgreSQL alike."""
+    store = await target.open()
+    try:
+        await store.add_shipments(
+            [
+                NewShipment("AA11111111", order_number='A,"1"', email="ann@example.com",
+                            tag="two\nlines"),
+                NewShipment("BB22222222"),
+            ]
+        )  # fmt: skip
+        left = 'Left, "by door"'
+        delivered = update("AA11111111", P.DELIVERED, description=left, location="Nîmes")
+        await apply(store, [delivered])
+        await store.update_shipment(
+            "AA11111111",
+            registered_at=datetime(2024, 5, 1, 8, 0, 0, 123456),
+            updated_at=datetime(2024, 5, 2, 9, 30, 0),
+        )
+        await store.update_shipment("BB22222222", active=False, updated_at=NOW)
+        await raw(
+            target,
+            "UPDATE shipments SET package_status = 99, carrier = 0 WHERE number = 'BB22222222'",
+        )
+        export = CsvExport(lambda code: {100003: "FedEx"}.get(code or 0, ""))
+        async with store.read() as conn:  # a batch a row: the keyset walks every row
+            async for batch in queries.iter_export_rows(conn, store.dialect_name, batch=1):
+                export.add_plain(batch)
+    finally:
+        await store.close()
+    assert export.content().startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(export.content().decode("utf-8-sig"), newline="")))
+    assert rows == [
+        list(EXPORT_COLUMNS),
+        ["AA11111111", "100003", "FedEx", "delivered", "40", "active", "2024-05-01 10:00:00",
+         "Nîmes", 'Left, "by door"', 'A,"1"', "ann@example.com", "two\nlines",
+         "2024-05-01T08:00:00.123456", "2024-05-02T09:30:00"],
+        ["BB22222222", "", "", "unknown_99", "99", "stopped", "", "", "", "", "", "",
+         rows[2][12], NOW.isoformat()],
+    ]  # fmt: skip
+    assert export.rows == 2
 
 
 async def test_count_by_status(store: Store) -> None:
