@@ -618,7 +618,7 @@ async def test_the_export_writes_what_is_stored_alike_in_either_database(
         ["AA11111111", "100003", "FedEx", "delivered", "40", "active", "2024-05-01 10:00:00",
          "Nîmes", 'Left, "by door"', 'A,"1"', "ann@example.com", "two\nlines",
          "2024-05-01T08:00:00.123456", "2024-05-02T09:30:00"],
-        ["BB22222222", "", "", "unknown_99", "99", "stopped", "", "", "", "", "", "",
+        ["BB22222222", "", "", "unknown", "99", "stopped", "", "", "", "", "", "",
          rows[2][12], NOW.isoformat()],
     ]  # fmt: skip
     assert export.rows == 2
