@@ -241,13 +241,11 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cli_times(config: Path, args: list[str], runs: int = 7) -> tuple[float, float]:
-    """Best and median wall time of ``trackops ARGS`` as a whole process, after one run that
+def process_times(command: list[str], runs: int = 7) -> tuple[float, float]:
+    """Best and median wall time of ``command`` as a whole process, after one run that
     leaves Python's bytecode cache as a user's first run does (this sandbox sets
     PYTHONDONTWRITEBYTECODE, which would otherwise recompile trackops in every process)."""
-    exe = Path(sys.executable).with_name("trackops")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    command = [str(exe), "--config", str(config), *args]
     subprocess.run(command, capture_output=True, timeout=60, env=env, check=False)
     times = []
     for _ in range(runs):
@@ -255,12 +253,23 @@ def cli_times(config: Path, args: list[str], runs: int = 7) -> tuple[float, floa
         done = subprocess.run(command, capture_output=True, timeout=60, env=env)
         times.append((time.perf_counter() - started) * 1000)
         if done.returncode != 0:
-            raise SystemExit(f"trackops {' '.join(args)} failed: {done.stderr.decode()}")
+            raise SystemExit(f"{' '.join(command)} failed: {done.stderr.decode()}")
     return min(times), statistics.median(times)
 
 
+def cli_times(config: Path, args: list[str], runs: int = 7) -> tuple[float, float]:
+    """``process_times`` of ``trackops --config CONFIG ARGS``."""
+    exe = Path(sys.executable).with_name("trackops")
+    return process_times([str(exe), "--config", str(config), *args], runs)
+
+
 def print_cli_times(url: str) -> None:
-    """``trackops status NUMBER`` and ``trackops list --limit 50 --json`` on the store."""
+    """``trackops status NUMBER`` and ``trackops list --limit 50 --json`` on the store, and
+    the machine's pace at that moment: a process that only imports SQLAlchemy (this kind of
+    machine has run it in 215-290 ms within one hour)."""
+    best, median = process_times([sys.executable, "-c", "import sqlalchemy"], runs=11)
+    label = "(pace) python -c 'import sqlalchemy'"
+    print(f"  {label:42} best {best:6.0f} ms  median {median:6.0f} ms", flush=True)
     with tempfile.TemporaryDirectory(prefix="trackops-bench-") as tmp:
         config = Path(tmp) / "trackops.toml"
         config.write_text(f'[store]\nurl = "{url}"\n', encoding="utf-8")
