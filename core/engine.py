@@ -277,6 +277,14 @@ def _rejected(number: str, code: int, message: str | None = None) -> Rejected:
     return Rejected(number=number, error=ApiErrorBody(code=code, message=message or ""))
 
 
+def _report_kind(row: NotificationRecord) -> ReportKind | None:
+    """The report a history row sends (``weekly``, ``monthly``, ``export``), or None."""
+    if row.audience != "report":
+        return None
+    kind = row.condition.removesuffix("-report")
+    return kind if kind in REPORT_KINDS else None
+
+
 class Engine:
     """trackops' engine. Use as ``async with Engine(settings) as engine: ...``.
 
@@ -1111,24 +1119,24 @@ class Engine:
             rows = await self._drop_superseded(rows)
             numbers = list({r.number for r in rows if r.number})
             shipments = await self.store.get_shipments(numbers) if numbers else {}
-            attachments: tuple[Attachment, ...] = ()
-            if any(r.audience == "report" for r in rows):
-                # Reports carry the shipment list as of sending, so a retried or resent
-                # report is never stale.
-                attachments = (
-                    Attachment(
-                        filename=f"trackops-shipments-{now:%Y-%m-%d}.csv",
-                        content=await self.export_csv(),
-                        mime_type="text/csv",
-                    ),
-                )
+            # Reports carry their shipment list as of sending, so a retried or resent report
+            # is never stale; each report's list is built once per dispatch.
+            attachments: dict[tuple[str, datetime], tuple[Attachment, ...]] = {}
+            for row in rows:
+                kind = _report_kind(row)
+                if kind is not None and (kind, row.created_at) not in attachments:
+                    name, content = await self.report_csv(kind, row.created_at, sent_at=now)
+                    attachments[kind, row.created_at] = (
+                        Attachment(filename=name, content=content, mime_type="text/csv"),
+                    )
             semaphore = asyncio.Semaphore(_SEND_CONCURRENCY)
 
             async def chain(rows: list[NotificationRecord]) -> None:
                 # One shipment's news to one person goes out oldest first (core.outbox).
                 async with semaphore:
                     for row in rows:
-                        extra = attachments if row.audience == "report" else ()
+                        kind = _report_kind(row)
+                        extra = attachments.get((kind, row.created_at), ()) if kind else ()
                         await self._send(row, shipments.get(row.number or ""), extra)
 
             await asyncio.gather(*(chain(c) for c in outbox.in_order(rows)))
@@ -1351,13 +1359,32 @@ class Engine:
             figures = await queries.report_figures(conn, start=start, end=end)
         return build_report(kind, figures, now=now)
 
-    async def export_csv(self) -> bytes:
-        """Every shipment as CSV, read from the store a batch at a time."""
+    async def export_csv(self, *, updated_since: datetime | None = None) -> bytes:
+        """Every shipment as CSV (or those updated since ``updated_since``), read from the
+        store a batch at a time."""
         export = CsvExport(self.carrier_name)
         async with self.store.read() as conn:
-            async for batch in queries.iter_export_rows(conn, self.store.dialect_name):
+            async for batch in queries.iter_export_rows(
+                conn, self.store.dialect_name, updated_since=updated_since
+            ):
                 export.add_plain(batch)
         return export.content()
+
+    async def report_csv(
+        self, kind: ReportKind, created_at: datetime, *, sent_at: datetime
+    ) -> tuple[str, bytes]:
+        """The CSV file a ``kind`` report made at ``created_at`` carries, and its name.
+
+        The full export lists every shipment. A weekly or monthly report lists the shipments
+        updated in its period (moved, registered, stopped, edited), as they are at
+        ``sent_at``: all 100,000 of a big shop's shipments would make a weekly mail of some
+        20 MB, which mail servers refuse, while ``trackops report export`` gives them all.
+        """
+        if kind == "export":
+            return f"trackops-shipments-{sent_at:%Y-%m-%d}.csv", await self.export_csv()
+        start, _ = period_of(kind, created_at)
+        name = f"trackops-shipments-updated-{start:%Y-%m-%d}-to-{sent_at:%Y-%m-%d}.csv"
+        return name, await self.export_csv(updated_since=start)
 
     async def resend(self, notification_id: int) -> NotificationRecord:
         """Send a failed notification again as a new history row (17TRACK cannot; we can)."""

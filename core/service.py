@@ -1039,6 +1039,14 @@ class Service:
         """Every shipment as CSV (the export report's attachment)."""
         return await self._engine.export_csv()
 
+    async def report_csv(self, kind: str) -> tuple[str, bytes]:
+        """The CSV file a ``kind`` report made now would carry, and its name: every shipment
+        for the export, the shipments updated in the period for a weekly or monthly one."""
+        if kind not in ("weekly", "monthly", "export"):
+            raise InvalidInputError(f"unknown report {kind!r}; expected weekly, monthly, export")
+        now = self.now()
+        return await self._engine.report_csv(kind, now, sent_at=now)  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ webhook inbox
 
     async def inbox_status(self) -> InboxStatus:

@@ -67,15 +67,33 @@ async def test_weekly_report_goes_to_every_recipient_with_the_csv(tmp_path: Path
         await engine.close()
 
 
+def _numbers_in(attachment_content: bytes) -> list[str]:
+    table = csv.DictReader(io.StringIO(attachment_content.decode("utf-8-sig")))
+    return [row["number"] for row in table]
+
+
 async def test_export_and_monthly(tmp_path: Path) -> None:
     channel = RecordingChannel("memory")
     engine = await _engine_with_data(tmp_path, channel)
     try:
+        # A parcel nothing happened to for six weeks: in the full export, not in the
+        # weekly or monthly report's list (a big shop's whole list would be some 20 MB).
+        await engine.store.add_shipments(
+            [NewShipment(number="RR000000004CN", registered_at=BASE - days(60))]
+        )
+        await engine.store.update_shipment("RR000000004CN", updated_at=BASE - days(42))
         channel.sent.clear()
         await engine.send_report("export")
-        assert channel.sent[0].subject.startswith("trackops: full shipment export (3 shipments")
+        assert channel.sent[0].subject.startswith("trackops: full shipment export (4 shipments")
+        (export,) = channel.sent[0].attachments
+        assert export.filename == "trackops-shipments-2026-11-20.csv"
+        assert len(_numbers_in(export.content)) == 4
         await engine.send_report("monthly")
         assert "monthly report 2026-10-21 to 2026-11-20" in channel.sent[-1].subject
+        (monthly,) = channel.sent[-1].attachments
+        assert monthly.filename == "trackops-shipments-updated-2026-10-21-to-2026-11-20.csv"
+        assert "RR000000004CN" not in _numbers_in(monthly.content)
+        assert len(_numbers_in(monthly.content)) == 3
     finally:
         await engine.close()
 

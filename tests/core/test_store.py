@@ -609,6 +609,13 @@ async def test_the_export_writes_what_is_stored_alike_in_either_database(
         async with store.read() as conn:  # a batch a row: the keyset walks every row
             async for batch in queries.iter_export_rows(conn, store.dialect_name, batch=1):
                 export.add_plain(batch)
+            recent = [  # a weekly report's list: the shipments updated since its start
+                row[0]
+                async for batch in queries.iter_export_rows(
+                    conn, store.dialect_name, batch=1, updated_since=datetime(2024, 5, 2)
+                )
+                for row in batch
+            ]
     finally:
         await store.close()
     assert export.content().startswith("\ufeff".encode())
@@ -622,6 +629,7 @@ async def test_the_export_writes_what_is_stored_alike_in_either_database(
          rows[2][12], NOW.isoformat()],
     ]  # fmt: skip
     assert export.rows == 2
+    assert recent == ["AA11111111"]
 
 
 async def test_count_by_status(store: Store) -> None:
