@@ -212,7 +212,20 @@ class _Search:
 _EXACT_CAP: Final = 1000
 
 
-def _shipment_where(flt: ShipmentFilter, dialect: str, search: _Search | None) -> list[Any]:
+def _shipment_where(
+    flt: ShipmentFilter,
+    dialect: str,
+    search: _Search | None,
+    *,
+    paging: bool = False,
+    probe: bool = False,
+) -> list[Any]:
+    """The WHERE clauses of ``flt``. A substring search runs through SQLite's trigram index,
+    except for a page (``paging``) of a text in ASCII, whose matches are common (the probe
+    found over ``_EXACT_CAP``): walking the sort's index and testing each row with LIKE
+    (which ignores ASCII case, as the index does) meets a page of them in a few hundred rows,
+    where the index would list them all to be sorted. ``probe``: the trigram index is asked
+    for at most ``_EXACT_CAP + 1`` rows."""
     where: list[Any] = []
     if flt.statuses:
         where.append(shipments.c.package_status.in_(sorted(flt.statuses)))
@@ -234,12 +247,13 @@ def _shipment_where(flt: ShipmentFilter, dialect: str, search: _Search | None) -
         return where
     codes = list(flt.carrier_codes_matching(text)) if flt.carrier_codes_matching else []
     parts: list[Any] = []
-    if dialect == "sqlite+fts" and len(text) >= 3:
+    if dialect == "sqlite+fts" and len(text) >= 3 and not (paging and text.isascii()):
         phrase = '"' + text.replace('"', '""') + '"'
+        limit = f" LIMIT {_EXACT_CAP + 1}" if probe else ""
         parts.append(
             sa.literal_column("shipments.rowid").in_(
                 sa.text(
-                    "SELECT rowid FROM shipment_search WHERE shipment_search MATCH :phrase"
+                    f"SELECT rowid FROM shipment_search WHERE shipment_search MATCH :phrase{limit}"
                 ).bindparams(phrase=phrase)
             )
         )
@@ -279,6 +293,7 @@ async def _search_mode(conn: AsyncConnection, flt: ShipmentFilter, dialect: str)
             ShipmentFilter(search=text, carrier_codes_matching=flt.carrier_codes_matching),
             dialect,
             substring,
+            probe=True,
         )
         query = sa.select(shipments.c.number).where(*where).limit(_EXACT_CAP + 1)
         found = tuple((await conn.execute(query)).scalars())
@@ -344,7 +359,7 @@ async def shipment_page(
     descending = _SORT_DESCENDING[flt.sort] if flt.descending is None else flt.descending
     kind = f"s:{flt.sort}:{'d' if descending else 'a'}"
     mode = await _search_mode(conn, flt, dialect)
-    where = _shipment_where(flt, dialect, mode)
+    where = _shipment_where(flt, dialect, mode, paging=True)
     backwards = before is not None or from_end
     cursor = before if before is not None else after
     if cursor is not None:
