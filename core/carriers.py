@@ -24,7 +24,7 @@ import os
 import sys
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -312,9 +312,38 @@ def _country_json(countries: Iterable[Country]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class _Tables:
-    carriers: dict[int, Carrier]
+    carriers: Mapping[int, Carrier]
     countries: dict[int, Country]
     by_iso: dict[str, Country]
+
+
+class _PackagedCarriers(Mapping[int, Carrier]):
+    """The packaged carrier list by code, each ``Carrier`` made when first asked for: most
+    commands look up a carrier or two, and making all 3,000 cost a one-shot command more than
+    its query. Its rows are in the list's own clean form (``tests/core/test_carriers.py``)."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self._rows = {row["key"]: row for row in rows}
+        self._made: dict[int, Carrier] = {}
+
+    def __getitem__(self, key: int) -> Carrier:
+        made = self._made.get(key)
+        if made is None:
+            row = self._rows[key]
+            made = self._made[key] = Carrier(
+                row["key"],
+                row["name"].strip(),
+                row["country"],
+                row["iso2"].strip().upper(),
+                row["url"].strip(),
+            )
+        return made
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 def _read_packaged(name: str) -> Any:
@@ -339,13 +368,13 @@ def _file_stamp(path: Path) -> tuple[str, float] | None:
 def _load(
     carriers_stamp: tuple[str, float] | None, countries_stamp: tuple[str, float] | None
 ) -> _Tables:
-    carriers: list[Carrier] | None = None
+    carriers: Mapping[int, Carrier] | None = None
     countries: list[Country] | None = None
     # A damaged user copy must never break a lookup: fall back to the packaged list.
     if carriers_stamp is not None:
         data = _read_user(Path(carriers_stamp[0]))
         try:
-            carriers = _parse_carriers(data, carriers_stamp[0])
+            carriers = {c.key: c for c in _parse_carriers(data, carriers_stamp[0])}
         except CarrierListError:
             carriers = None
     if countries_stamp is not None:
@@ -355,7 +384,7 @@ def _load(
         except CarrierListError:
             countries = None
     if carriers is None:
-        carriers = _parse_carriers(_read_packaged(CARRIERS_FILE), CARRIERS_FILE)
+        carriers = _PackagedCarriers(_read_packaged(CARRIERS_FILE))
     if countries is None:
         countries = _parse_countries(_read_packaged(COUNTRIES_FILE), COUNTRIES_FILE)
     by_iso: dict[str, Country] = {}
@@ -363,7 +392,7 @@ def _load(
         if country.iso2:
             by_iso.setdefault(country.iso2, country)
     return _Tables(
-        carriers={c.key: c for c in carriers},
+        carriers=carriers,
         countries={c.code: c for c in countries},
         by_iso=by_iso,
     )

@@ -67,3 +67,22 @@ def test_nothing_matches(text: str | int) -> None:
     assert caught.value.candidates == ()
     assert "no carrier matches" in str(caught.value)
     assert isinstance(caught.value, ValueError)
+
+
+def test_the_packaged_list_is_in_its_clean_form_and_read_alike_either_way() -> None:
+    """The packaged list is read a carrier at a time, trusting its form: every row has an int
+    key, an int country or none, and string name, ISO code and URL, and reads as the strict
+    parser reads it."""
+    from trackops.core import carriers
+
+    rows = carriers._read_packaged(carriers.CARRIERS_FILE)
+    assert all(
+        type(r["key"]) is int and (r["country"] is None or type(r["country"]) is int)
+        and r["name"].strip()
+        and all(type(r[k]) is str for k in ("name", "iso2", "url"))
+        for r in rows
+    )  # fmt: skip
+    lazy = carriers._PackagedCarriers(rows)
+    strict = carriers._parse_carriers(rows, carriers.CARRIERS_FILE)
+    assert list(lazy.values()) == strict and len(lazy) == len({c.key for c in strict})
+    assert lazy.get(3011) == get_carrier(3011) and lazy.get(-1) is None
