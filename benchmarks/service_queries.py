@@ -300,7 +300,7 @@ async def fill_store(url: str, args: argparse.Namespace) -> None:
             await conn.execute("VACUUM ANALYZE shipments")
             await conn.execute("VACUUM ANALYZE notifications")
             # The load's dirty pages written out now, not by the checkpoint the load's WAL
-            # triggers while the queries are being timed (pgbench's advice too).
+            # triggers while the queries are being timed.
             await conn.execute("CHECKPOINT")
         finally:
             await conn.close()
