@@ -242,19 +242,6 @@ def _parse_carriers(data: Any, source: str) -> list[Carrier]:
     for i, row in enumerate(data):
         if not isinstance(row, dict):
             raise CarrierListError(f"{source}: item {i} is not an object")
-        key, name, iso, url = row.get("key"), row.get("name"), row.get("iso2"), row.get("url")
-        if (
-            type(key) is int
-            and type(name) is str
-            and name
-            and type(iso) is str
-            and type(url) is str
-            and type(row.get("country")) is int
-        ):
-            # The packaged list's own form, already clean: most of a command's carrier
-            # lookups come before anything else is done, so this is the quick way in.
-            out.append(Carrier(key, name.strip(), row["country"], iso.strip().upper(), url.strip()))
-            continue
         key = _as_int(_pick(row, _CARRIER_KEYS["key"]))
         name = _pick(row, _CARRIER_KEYS["name"])
         if key is None or not isinstance(name, str):

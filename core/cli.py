@@ -508,13 +508,23 @@ async def _with_service(
 ) -> int:
     """Run ``fn`` with the service open. Without ``plugins`` no channels are built and no
     notification rules compiled (nothing is sent); a ``read_only`` command (which loads no
-    plugins either) writes nothing and reads a SQLite store the quickest way."""
-    from trackops.core.service import open_service
+    plugins either) writes nothing and reads a SQLite store the quickest way.
 
-    async with open_service(
-        settings, load_plugins=plugins and not read_only, read_only=read_only
-    ) as service:
-        return await fn(service)
+    A one-shot read runs with the collector off: its imports (SQLAlchemy above all) make
+    objects by the hundred thousand and no garbage worth a collection (a few percent)."""
+    paused = read_only and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        from trackops.core.service import open_service
+
+        async with open_service(
+            settings, load_plugins=plugins and not read_only, read_only=read_only
+        ) as service:
+            return await fn(service)
+    finally:
+        if paused:  # main() also runs inside other programs (tests, scripts)
+            gc.enable()
 
 
 def _progress_bar(total_items: int) -> tuple[Any, Callable[[int, int], None] | None]:
@@ -1261,9 +1271,6 @@ NO_CONFIG = {"init", "sandbox"}
 # Work without a config file (their defaults suffice); every other command needs one.
 OPTIONAL_CONFIG = {"carriers", "plugins"}
 LONG_RUNNING = {"serve", "sandbox"}
-# One-shot reads: their imports (SQLAlchemy above all) make objects by the hundred thousand and
-# no garbage worth a collection, so the collector stays off while they run (a few percent).
-QUICK_READS = {"status", "list", "history"}
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -1403,14 +1410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command in NO_CONFIG
             else load_settings(args.config, required=args.command not in OPTIONAL_CONFIG)
         )
-        paused = args.command in QUICK_READS and gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
-            code = asyncio.run(COMMANDS[args.command](args, settings))
-        finally:
-            if paused:  # main() also runs inside other programs (tests, scripts)
-                gc.enable()
+        code = asyncio.run(COMMANDS[args.command](args, settings))
         # Nothing is left to free: without this, the interpreter's last garbage collection over
         # every imported module (SQLAlchemy, aiohttp) takes 0.3-0.6 s of a one-shot command.
         gc.freeze()

@@ -1121,22 +1121,25 @@ class Engine:
             shipments = await self.store.get_shipments(numbers) if numbers else {}
             # Reports carry their shipment list as of sending, so a retried or resent report
             # is never stale; each report's list is built once per dispatch.
-            attachments: dict[tuple[str, datetime], tuple[Attachment, ...]] = {}
+            built: dict[tuple[str, datetime], tuple[Attachment, ...]] = {}
+            attachments: dict[int, tuple[Attachment, ...]] = {}  # by row id
             for row in rows:
                 kind = _report_kind(row)
-                if kind is not None and (kind, row.created_at) not in attachments:
+                if kind is None:
+                    continue
+                if (kind, row.created_at) not in built:
                     name, content = await self.report_csv(kind, row.created_at, sent_at=now)
-                    attachments[kind, row.created_at] = (
+                    built[kind, row.created_at] = (
                         Attachment(filename=name, content=content, mime_type="text/csv"),
                     )
+                attachments[row.id] = built[kind, row.created_at]
             semaphore = asyncio.Semaphore(_SEND_CONCURRENCY)
 
             async def chain(rows: list[NotificationRecord]) -> None:
                 # One shipment's news to one person goes out oldest first (core.outbox).
                 async with semaphore:
                     for row in rows:
-                        kind = _report_kind(row)
-                        extra = attachments.get((kind, row.created_at), ()) if kind else ()
+                        extra = attachments.get(row.id, ())
                         await self._send(row, shipments.get(row.number or ""), extra)
 
             await asyncio.gather(*(chain(c) for c in outbox.in_order(rows)))
