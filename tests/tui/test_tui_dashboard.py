@@ -248,13 +248,20 @@ async def test_start_up_objects_are_out_of_the_collectors_sight_until_exit(servi
     assert gc.get_freeze_count() == 0
 
 
+async def open_register(app: Any, pilot: Any) -> RegisterDialog:
+    """Press ``n`` on the main screen; the register dialog once it is up."""
+    await pilot.press("n")
+    await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
+    dialog = app.screen
+    assert isinstance(dialog, RegisterDialog)
+    return dialog
+
+
 async def test_register_through_the_dialog_and_see_the_row(service: Any) -> None:
     app = app_for(service)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot, SEEDED)
-        await pilot.press("n")
-        await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
-        dialog = app.screen
+        dialog = await open_register(app, pilot)
         dialog.query_one("#numbers", TextArea).text = "RR555000111CN\n RR555000222CN \n\n"
         dialog.query_one("#tag", Input).value = "from-tui"
         dialog.query_one("#order", Input).value = "B-1"
@@ -272,9 +279,7 @@ async def test_the_register_dialog_validates_before_sending(service: Any) -> Non
     app = app_for(service)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot, SEEDED)
-        await pilot.press("n")
-        await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
-        dialog = app.screen
+        dialog = await open_register(app, pilot)
         await pilot.press("ctrl+s")  # no number
         error = dialog.query_one("#error", Static)
         await wait_until(pilot, lambda: "at least one" in str(error.render()))
@@ -292,9 +297,7 @@ async def test_the_carrier_picker_searches_by_name_and_shows_the_param_hint(serv
     app = app_for(service)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot, SEEDED)
-        await pilot.press("n")
-        await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
-        dialog = app.screen
+        dialog = await open_register(app, pilot)
         await pilot.click("#carrier")
         await pilot.press(*"gls")
         options = dialog.query_one("#carrier-options")
@@ -461,10 +464,9 @@ async def test_a_refused_command_shows_as_a_notification_not_a_crash(service: An
     app = app_for(service)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot, SEEDED)
-        await pilot.press("n")
-        await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
-        app.screen.query_one("#numbers", TextArea).text = "RR555000444CN"
-        app.screen.query_one("#email", Input).value = "not an email"
+        dialog = await open_register(app, pilot)
+        dialog.query_one("#numbers", TextArea).text = "RR555000444CN"
+        dialog.query_one("#email", Input).value = "not an email"
         await pilot.press("ctrl+s")
         await wait_until(
             pilot, lambda: any(n.severity == "error" for n in app._notifications), seconds=10
@@ -522,9 +524,7 @@ async def test_a_carrier_that_needs_a_param_is_checked_before_sending(service: A
     app = app_for(service)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot, SEEDED)
-        await pilot.press("n")
-        await wait_until(pilot, lambda: isinstance(app.screen, RegisterDialog))
-        dialog = app.screen
+        dialog = await open_register(app, pilot)
         dialog.query_one("#numbers", TextArea).text = "RR555000555CN"
         await pilot.click("#carrier")
         await pilot.press(*"GLS (CZ)", "enter")
