@@ -202,6 +202,55 @@ async def test_history_command_and_button(world: SlackWorld) -> None:
     assert registration is not None and registration.active
 
 
+async def test_status_by_order_and_history_by_number_order_and_email(world: SlackWorld) -> None:
+    for number, hours in ((NUMBER, 3), (OTHER, 5)):
+        world.sandbox.script(
+            number,
+            [
+                ScriptedEvent(HOUR, S.IN_TRANSIT, description="Accepted", location="Shenzhen"),
+                ScriptedEvent(hours * HOUR, S.PICK_UP, description="Ready for pickup",
+                              location="Köln"),
+            ],
+            origin_country=301,
+            destination_country=1404,
+        )  # fmt: skip
+    outcome = await world.service.register(
+        [
+            RegisterRequest(NUMBER, order="4711", email="zoe@example.com", name="Zoë Müller"),
+            RegisterRequest(OTHER, order="4712", email="max@example.com", name="Max Mustermann"),
+        ],
+        actor="test",
+    )
+    assert outcome.ok, outcome.rejected
+    world.sandbox.advance(6 * HOUR)
+    await world.service.sync(actor="test")
+
+    # status by the order number: the shipment's own Block Kit
+    answer, hook = await world.command("status 4711", user=USER)
+    reply = await world.reply(answer, hook)
+    assert reply["blocks"][0]["text"]["text"] == f"{NUMBER} · Pick up"
+    assert buttons(reply["blocks"])[ACTION_HISTORY] == NUMBER
+
+    # history by number, by order and by the buyer's email: that parcel's rows only
+    for search in (NUMBER, "4711", "zoe@example.com"):
+        answer, hook = await world.command(f"history {search}", user=USER)
+        shown = texts((await world.reply(answer, hook))["blocks"])
+        assert f"*Notifications for {search}*" in shown, shown
+        assert f"*{NUMBER}* · Pick up · memory → zoe@example.com" in shown, shown
+        assert OTHER not in shown and "max@example.com" not in shown
+    answer, hook = await world.command("history nobody@example.com", user=USER)
+    assert "No notifications for nobody@example.com" in texts(
+        (await world.reply(answer, hook))["blocks"]
+    )
+    assert [(a, t) for a, t, _ in await world.audit(USER)] == [
+        ("status", NUMBER),
+        ("history", NUMBER),
+        ("history", "4711"),
+        ("history", "zoe@example.com"),
+        ("history", "nobody@example.com"),
+    ]
+
+
 # --------------------------------------------------------------------------- access control
 
 
