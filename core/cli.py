@@ -141,9 +141,16 @@ def _port_arg(text: str) -> int:
     return int(text)
 
 
-def build_parser(plugins: Mapping[str, _PluginCommand] | None = None) -> argparse.ArgumentParser:
-    """The argument parser for every sub-command (``plugins``: the commands plugins add)."""
-    parser = _Parser(prog="trackops", description="Watch parcels through the 17TRACK API.")
+def build_parser(
+    plugins: Mapping[str, _PluginCommand] | None = None, *, refused: str | None = None
+) -> argparse.ArgumentParser:
+    """The argument parser for every sub-command (``plugins``: the commands plugins add;
+    ``refused``: why they could not be added, shown under the help)."""
+    parser = _Parser(
+        prog="trackops",
+        description="Watch parcels through the 17TRACK API.",
+        epilog=f"Plugin commands are not available: {refused}" if refused else None,
+    )
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -1323,18 +1330,31 @@ class _PluginCommand:
     plugin: str
 
 
-def _plugin_commands(argv: Sequence[str] | None) -> dict[str, _PluginCommand]:
+@dataclasses.dataclass
+class _PluginCommands:
+    """The sub-commands plugins add, by name; ``refused``: why none could be added (two
+    plugins claiming one name, a plugin taking a built-in's name ...), naming the plugins."""
+
+    commands: dict[str, _PluginCommand]
+    refused: str | None = None
+    asked: str | None = None
+    """The sub-command asked for on the command line (None for none, or an option)."""
+
+
+def _plugin_commands(argv: Sequence[str] | None) -> _PluginCommands:
     """The sub-commands plugins add (``trackops_register_commands``), by name.
 
     The config's ``[plugins] disable`` is honoured when the config can be read; a plugin that
-    cannot be loaded is left out here (the commands that need plugins then say why)."""
+    cannot be imported is left out here (the commands that need plugins then say why). When
+    the registrations clash, no plugin command is added and ``refused`` says why."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     pre.add_argument("-v", "--verbose", action="store_true")
     known, rest = pre.parse_known_args(argv)
-    if rest and rest[0] in COMMANDS:
+    asked = rest[0] if rest and not rest[0].startswith("-") else None
+    if asked in COMMANDS:
         # A built-in command: its parser needs no plugin (and loading them costs imports).
-        return {}
+        return _PluginCommands({}, asked=asked)
     from trackops.core.plugins import PluginError, PluginHost
 
     try:
@@ -1345,9 +1365,12 @@ def _plugin_commands(argv: Sequence[str] | None) -> dict[str, _PluginCommand]:
     try:
         commands = host.cli_commands(reserved=COMMANDS)
     except PluginError as exc:
-        logging.getLogger("trackops.cli").debug("plugin commands not loaded: %s", exc)
-        return {}
-    return {c.name: _PluginCommand(c, host.provider_of("command", c.name) or "?") for c in commands}
+        return _PluginCommands({}, refused=str(exc), asked=asked)
+    found = {}
+    for command in commands:
+        plugin = host.provider_of("command", command.name) or "?"
+        found[command.name] = _PluginCommand(command, plugin)
+    return _PluginCommands(found, asked=asked)
 
 
 @dataclasses.dataclass
@@ -1397,8 +1420,13 @@ async def _run_plugin_command(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``trackops`` console script; returns the exit code."""
-    plugins = _plugin_commands(argv)
-    args = build_parser(plugins).parse_args(argv)
+    found = _plugin_commands(argv)
+    plugins = found.commands
+    if found.refused and found.asked is not None and found.asked not in COMMANDS:
+        # Not a built-in: a plugin command, which cannot run while the plugins' clash.
+        _err(f"no command {found.asked!r}: plugin commands are not available: {found.refused}")
+        return EXIT_USAGE
+    args = build_parser(plugins, refused=found.refused).parse_args(argv)
     entry = plugins.get(args.command)
     _setup_logging(args, long_running=entry is not None and entry.command.long_running)
     try:

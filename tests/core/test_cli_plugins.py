@@ -84,3 +84,35 @@ def test_a_failing_plugin_command_is_one_line_never_a_traceback(
     user = _run(plugin_path, tmp_path, "hello", "--fail", "user")
     assert user.returncode == 1
     assert user.stderr.strip() == "trackops: error: a name must be given as --name NAME"
+
+
+def test_two_plugins_claiming_one_command_are_refused_naming_both(
+    plugin_path: Path, tmp_path: Path
+) -> None:
+    dist = plugin_path / "hello_again-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hello-again\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[trackops]\nagain = hello_again\n")
+    (plugin_path / "hello_again.py").write_text(
+        "from trackops.core.hookspecs import CliCommand, hookimpl\n\n"
+        "@hookimpl\n"
+        "def trackops_register_commands(register):\n"
+        "    register(CliCommand(name='hello', help='another hello', run=lambda a, c: 0))\n"
+    )
+    clash = {"plugin 'hello'", "plugin 'again'"}
+
+    helped = _run(plugin_path, tmp_path, "--help")
+    assert helped.returncode == 0
+    said = " ".join(helped.stdout.split())
+    assert "Plugin commands are not available: command 'hello' registered by plugin" in said
+    assert all(name in said for name in clash), said
+    assert "say hello" not in said and "another hello" not in said
+
+    refused = _run(plugin_path, tmp_path, "hello")
+    assert refused.returncode == 2
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith("trackops: error: no command 'hello': plugin commands are not")
+    assert all(name in line for name in clash) and "[plugins] disable" in line
+
+    built_in = _run(plugin_path, tmp_path, "list")  # the built-in commands are unaffected
+    assert built_in.returncode == 0, built_in.stderr
