@@ -76,6 +76,9 @@ async def test_track_late_answers_anyone_with_buttons(world: SlackWorld) -> None
     assert ("late", "", "ok") in await world.audit(USER)
     answer, hook = await world.command("late soon", user=USER)
     assert "DAYS is a whole number, not 'soon'" in _texts(await world.reply(answer, hook))
+    answer, hook = await world.command("late 99999999999", user=USER)
+    assert "DAYS is from 1 to 3650, not 99999999999" in _texts(await world.reply(answer, hook))
+    assert ("late", "99999999999", "failed") in await world.audit(USER)
 
 
 async def test_tag_late_is_for_admins_by_command_and_by_button(world: SlackWorld) -> None:

@@ -100,6 +100,10 @@ async def test_its_cli_command_is_listed_and_runs_as_a_subprocess(
     assert [line.split()[0] for line in lines[:-1]] == [LATE, ALSO_LATE]
     assert lines[-1] == "2 late parcel(s)"
     assert _cli(tmp_path, seeded, "late", "--days", "30").stdout == "0 late parcel(s)\n"
+    for days, why in (("0", "DAYS is from 1 to 3650, not 0"), ("10" * 10, "not 1010101010")):
+        refused = _cli(tmp_path, seeded, "late", "--days", days)
+        assert refused.returncode == 2 and why in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr and refused.stdout == ""
 
 
 # --------------------------------------------------------------------------- the dashboard

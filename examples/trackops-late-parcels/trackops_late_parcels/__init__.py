@@ -30,8 +30,10 @@ from trackops.core.hookspecs import (
 
 __all__ = [
     "DEFAULT_DAYS",
+    "MAX_DAYS",
     "TAG",
     "late_shipments",
+    "parse_days",
     "trackops_register_commands",
     "trackops_register_detail_panels",
     "trackops_register_palette_commands",
@@ -40,8 +42,20 @@ __all__ = [
 ]
 
 DEFAULT_DAYS = 7
+MAX_DAYS = 3650
 TAG = "late"
 LATE_HELP = "tracked parcels with no carrier event for DAYS days (default 7)"
+
+
+def parse_days(text: str) -> int:
+    """DAYS as typed in any front-end: a whole number from 1 to 3650; ``ValueError`` says why."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise ValueError(f"DAYS is a whole number, not {text!r}") from None
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"DAYS is from 1 to {MAX_DAYS}, not {days}")
+    return days
 
 
 async def late_shipments(service: Any, days: int = DEFAULT_DAYS) -> list[Any]:
@@ -58,8 +72,17 @@ def _line(row: Any) -> str:
 # --------------------------------------------------------------------------- CLI
 
 
+def _days_arg(text: str) -> int:
+    try:
+        return parse_days(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None  # argparse shows this message
+
+
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help="days without an event")
+    parser.add_argument(
+        "--days", type=_days_arg, default=DEFAULT_DAYS, help="days without an event (1 to 3650)"
+    )
 
 
 async def _late_cli(args: argparse.Namespace, ctx: CliContext) -> int:
@@ -158,9 +181,9 @@ async def _late_slack(ctx: SlackContext) -> SlackReply:
     from trackops.core.errors import InvalidInputError
 
     try:
-        days = int(ctx.args[0]) if ctx.args else DEFAULT_DAYS
-    except ValueError:
-        raise InvalidInputError(f"DAYS is a whole number, not {ctx.args[0]!r}") from None
+        days = parse_days(ctx.args[0]) if ctx.args else DEFAULT_DAYS
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None  # answered as its message
     rows = await late_shipments(ctx.service, days)
     if not rows:
         return SlackReply(f"No parcel has been silent for {days} days.")
