@@ -120,6 +120,8 @@ Actor = str
 SendStatus = Literal["pending", "sent", "failed", "suppressed", "superseded"]
 Outcome = Literal["ok", "partial", "failed", "denied"]
 _MAX_PAGE = 1000
+_MAX_STAT_DAYS = 36500
+"""Longest period ``statistics`` looks back over (a hundred years; more overflows dates)."""
 RESYNC_BATCH = 4000
 """Quiet shipments resynced per pass by default (100 gettrackinfo requests of 40)."""
 
@@ -772,8 +774,9 @@ class Service:
     async def statistics(self, *, days: int = 30, stuck_days: int = 7) -> Statistics:
         """Deliveries per day over ``days``, days to delivery per carrier and route, and the
         shipments with no event for ``stuck_days``."""
-        if days < 1 or stuck_days < 1:
-            raise InvalidInputError("days and stuck_days must be at least 1")
+        for name, value in (("days", days), ("stuck_days", stuck_days)):
+            if not 1 <= value <= _MAX_STAT_DAYS:
+                raise InvalidInputError(f"{name} is from 1 to {_MAX_STAT_DAYS}, not {value}")
         now = self.now()
         today = now.date()
         first_day = today - timedelta(days=days - 1)

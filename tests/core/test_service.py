@@ -208,6 +208,14 @@ async def test_statistics(service: Service) -> None:
     assert stats.by_carrier[0].key == "China Post" and stats.by_carrier[0].delivered == 2
     assert stats.by_route[0].key == "CN -> US"
     assert all(r.status is not PackageStatus.DELIVERED for r in stats.stuck)
+    # What a person or a plugin typed: one clear message, never a date overflow.
+    for kwargs, why in (
+        ({"days": 0}, "days is from 1 to 36500, not 0"),
+        ({"stuck_days": -3}, "stuck_days is from 1 to 36500, not -3"),
+        ({"stuck_days": 10**11}, "stuck_days is from 1 to 36500, not 100000000000"),
+    ):
+        with pytest.raises(InvalidInputError, match=why):
+            await service.statistics(**kwargs)
 
 
 class _PingPlugin:
