@@ -187,6 +187,28 @@ async def test_socket_mode_receives_commands_and_buttons_and_acks_them(
         assert [s.target for s in await world.service.alert_subscriptions()] == [ALERTS]
 
 
+async def test_both_modes_at_once_with_the_signing_secret_and_the_app_token(
+    world_factory: Callable[..., Any],
+) -> None:
+    async with world_factory(app_token=Secret(APP_TOKEN)) as world:  # and the signing secret
+        slack = world.slack
+        await slack.wait_for_socket()
+        hook = slack.hook_url()
+        ack = await slack.send_envelope(
+            "slash_commands", slash_payload("help", user=USER, channel=CHANNEL, response_url=hook)
+        )
+        world.acks.append(("socket /track help", ack.seconds))
+        assert ack.payload is not None and "/track list [STATUS]" in str(ack.payload["blocks"])
+        answer, _ = await world.command("subscribe", user=ADMIN, channel=ALERTS)  # over HTTP
+        assert answer.status == 200
+        assert (
+            answer.json()["text"]
+            == "This channel now gets trackops alerts for: Alert, Undelivered."
+        )
+        assert await world.audit(USER) == [("help", "", "ok")]
+        assert [s.target for s in await world.service.alert_subscriptions()] == [ALERTS]
+
+
 async def test_a_refused_app_token_is_logged_and_serve_goes_on(
     world_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -97,6 +97,10 @@ async def test_bad_signature_and_stale_timestamp_get_401_and_reach_nothing(
     tampered_headers = sign(body)
     tampered = await world.post(body.replace("subscribe", "unsubscribe"), tampered_headers, "")
 
+    # What docs/slack.md's check of the public URL sends: `curl -X POST URL`, nothing else.
+    async with world.session.post(world.events_url, skip_auto_headers={"Content-Type"}) as bare:
+        assert bare.status == 401
+
     assert [a.status for a in (wrong, stale, unsigned, tampered)] == [401, 401, 401, 401]
     # Nothing else ran: no Slack call (not even auth.test), no answer, no 17TRACK request,
     # no audit row and no subscription.
@@ -141,6 +145,11 @@ async def test_add_then_status_with_timeline_and_buttons(world: SlackWorld) -> N
     assert (await world.reply(answer, hook))["text"] == f"{NUMBER} registered."
     registration = world.sandbox.tracked(NUMBER)
     assert registration is not None and registration.tag == "gift"
+    # the carrier by its 17TRACK code, as by its name
+    answer, hook = await world.command(f"add {OTHER} 3011", user=USER)
+    assert (await world.reply(answer, hook))["text"] == f"{OTHER} registered."
+    other = world.sandbox.tracked(OTHER)
+    assert other is not None and other.carrier == 3011
 
     world.sandbox.advance(4 * HOUR)
     await world.service.sync(actor="test")
