@@ -8,7 +8,9 @@ A plugin's subcommand goes through the same gates as the bot's own:
   whatever the plugin does (a slow answer follows through the response URL);
 * every run is recorded through the service with the actor ``slack:<user>`` and the
   subcommand's name as the action (``ok`` or ``failed``);
-* whatever it raises becomes one line naming the plugin, never a traceback;
+* whatever it raises becomes one line naming the plugin, never a traceback; one that has not
+  answered within ``PLUGIN_TIMEOUT`` seconds is cut off and answered so (Slack's response URL
+  takes answers for 30 minutes; without a bound the person would wait for ever);
 * its text is data: escaped for mrkdwn (it cannot ping ``<!channel>`` or forge a link).
 
 A plugin's button (``SlackButton``) names one of the plugins' subcommands and its words; a
@@ -17,6 +19,7 @@ press runs that subcommand through the same gates, as if typed.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTION_PREFIX",
+    "PLUGIN_TIMEOUT",
     "PluginSlackContext",
     "help_lines",
     "plugin_commands",
@@ -52,6 +56,8 @@ ACTION_PREFIX: Final = "track_plugin:"
 
 _MAX_WORD: Final = 100
 _MAX_BUTTONS: Final = 5
+PLUGIN_TIMEOUT: float = 600.0
+"""Seconds a plugin's ``/track`` subcommand may take before it is cut off (read at each run)."""
 
 
 def _own_verbs() -> frozenset[str]:
@@ -139,10 +145,17 @@ async def run_plugin_command(
         is_admin=bot.is_admin(user),
     )
     try:
-        result = command.run(context)
+        result: object = command.run(context)
         if inspect.isawaitable(result):
-            result = await result
+            result = await _bounded(result)
         reply = _reply(bot, result)
+    except _CutOff as exc:
+        log.error("plugin %s: /track %s cut off: %s", provided.plugin, command.name, exc)
+        await bot.record(user, command.name, target, "failed", f"{where}: {exc}")
+        return Reply(
+            f"/track {escape(command.name, 40)} failed in plugin {escape(provided.plugin, 60)}:"
+            f" {exc}. Nothing else was affected."
+        )
     except TrackopsError as exc:
         await bot.record(user, command.name, target, "failed", f"{where}: {exc}")
         return Reply(escape(str(exc), 2000))
@@ -158,6 +171,22 @@ async def run_plugin_command(
         )
     await bot.record(user, command.name, target, "ok", where)
     return reply
+
+
+class _CutOff(Exception):
+    """A plugin's run that did not end within ``PLUGIN_TIMEOUT``."""
+
+
+async def _bounded(result: Awaitable[object]) -> object:
+    """``await result`` for at most ``PLUGIN_TIMEOUT`` seconds (``_CutOff`` after)."""
+    deadline = asyncio.timeout(PLUGIN_TIMEOUT)
+    try:
+        async with deadline:
+            return await result
+    except TimeoutError:
+        if deadline.expired():
+            raise _CutOff(f"no answer within {PLUGIN_TIMEOUT:g} s") from None
+        raise  # the plugin's own TimeoutError: its failure, like any other
 
 
 def _reply(bot: SlackBot, result: object) -> Reply:

@@ -247,8 +247,9 @@ class SlackCommand:
     (``[slack] admins``): the bot refuses others, records the refusal and runs nothing.
     ``run(ctx)`` returns a ``str`` or a ``SlackReply`` and may be ``async``; the bot records
     each run (actor ``slack:<user>``, action ``name``) and keeps Slack's 3-second
-    acknowledgement (a slow answer follows through Slack's response URL). A ``TrackopsError``
-    becomes its message; any other exception an error line naming the plugin.
+    acknowledgement (a slow answer follows through Slack's response URL; one not ready within
+    10 minutes is cut off). A ``TrackopsError`` becomes its message; any other exception an
+    error line naming the plugin.
     """
 
     name: str

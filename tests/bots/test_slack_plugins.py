@@ -47,6 +47,15 @@ def _broken(ctx: Any) -> str:
     raise RuntimeError("the plugin has a bug")
 
 
+async def _hangs(ctx: Any) -> str:
+    await asyncio.Event().wait()  # never set: a plugin waiting on something that never comes
+    return "never"
+
+
+async def _own_timeout(ctx: Any) -> str:
+    raise TimeoutError("the carrier's site did not answer")
+
+
 class SlackPlugin:
     @hookimpl
     def trackops_register_slack_commands(self, register: Any) -> None:
@@ -54,6 +63,8 @@ class SlackPlugin:
         register(SlackCommand("tag-late", "tag a parcel late", _tag_late, "NUMBER", "admins"))
         register(SlackCommand("slow", "takes its time", _slow))
         register(SlackCommand("explode", "always fails", _broken))
+        register(SlackCommand("hang", "never answers", _hangs))
+        register(SlackCommand("own-timeout", "times out itself", _own_timeout))
         register(SlackCommand("list", "wants a built-in name", lambda ctx: "never"))
 
 
@@ -172,3 +183,25 @@ async def test_help_lists_plugin_subcommands_and_a_built_in_name_is_refused(
     assert "never" not in _texts(await plugged.reply(answer, hook))
     errors = plugged.service.engine.plugins._errors["late"]
     assert errors == ["/track subcommand 'list' is one of the bot's own commands; refused"]
+
+
+async def test_a_plugin_that_never_answers_is_cut_off_and_recorded(
+    plugged: SlackWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trackops.bots import extensions
+
+    monkeypatch.setattr(extensions, "PLUGIN_TIMEOUT", 1.2)
+    answer, hook = await plugged.command("hang", user=USER)
+    assert answer.seconds < 1.2 and answer.json()["text"].endswith("I will answer here.")
+    post = (await plugged.slack.wait_for_hook(hook)).body
+    assert post["text"] == (
+        "/track hang failed in plugin late: no answer within 1.2 s. Nothing else was affected."
+    )
+    assert ("hang", "", "failed") in await plugged.audit(USER)
+    # A TimeoutError the plugin raises itself is its own failure, named as such.
+    answer, hook = await plugged.command("own-timeout", user=USER)
+    reply = await plugged.reply(answer, hook)
+    assert reply["text"] == (
+        "/track own-timeout failed in plugin late: TimeoutError: the carrier's site did not"
+        " answer. Nothing else was affected."
+    )
