@@ -159,6 +159,7 @@ async def test_add_then_status_with_timeline_and_buttons(world: SlackWorld) -> N
     assert reply["blocks"][0]["type"] == "header"
     assert reply["blocks"][0]["text"]["text"] == f"{NUMBER} · In transit"
     assert "*Route*\nChina → Netherlands" in shown
+    assert "*Carrier*\nChina Post" in shown
     assert "Accepted" in shown and "Left &lt;!channel&gt;" in shown
     assert "<!channel>" not in json.dumps(reply["blocks"])
     assert buttons(reply["blocks"]) == {
