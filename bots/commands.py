@@ -357,8 +357,12 @@ async def _add(
             view = param_modal(draft, carrier_name=name, kind=hint.kind, hint=hint.hint)
             try:
                 await client.views_open(trigger_id=trigger_id, view=view)
+                # The register itself is recorded when the form is sent (or never, if closed).
+                await bot.record(user, "register", number, "ok", f"asked for the {hint.kind}")
             except Exception as exc:
-                log.error("views.open failed: %s", _slack_error(exc))
+                error = _slack_error(exc)
+                log.error("views.open failed: %s", error)
+                await bot.record(user, "register", number, "failed", f"views.open: {error}")
                 await bot.respond(
                     respond,
                     Reply(
@@ -367,6 +371,7 @@ async def _add(
                     ),
                 )
             return
+        await bot.record(user, "register", number, "failed", f"needs a {hint.kind}")
         await ack(
             text=f"{shown} needs a {hint.kind} for this carrier: {hint.hint}."
             f" Usage: `{usage('add')}`",

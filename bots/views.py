@@ -71,11 +71,13 @@ async def param_submitted(
     channel = valid_channel_id(draft.channel_id)
     value = (_typed_value(view) or "").strip()
     if not value:
+        await bot.record(user, "register", draft.number, "failed", "form sent without a value")
         await ack(**_errors("This carrier needs this value; type it, or cancel."))
         return
     try:
         param = bot.service.validate_param(draft.carrier, value)
     except TrackopsError as exc:
+        await bot.record(user, "register", draft.number, "failed", str(exc))
         await ack(**_errors(str(exc)))
         return
     await ack()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -387,6 +388,33 @@ async def test_a_carrier_needing_a_param_asks_for_it_in_a_modal(world: SlackWorl
     registration = world.sandbox.tracked(number)
     assert registration is not None and registration.carrier == 100005
     assert registration.param == "8010"
+    # The command, each refused form and the register are in the audit log with the user.
+    audit = await world.audit(USER)
+    assert [(a, t, o) for a, t, o in audit] == [
+        ("register", number, "ok"),  # the form was opened
+        ("register", number, "failed"),  # sent empty
+        ("register", number, "ok"),  # registered
+    ]
+    assert (await world.service.audit(actor=f"slack:{USER}", limit=5)).items[-1].detail == (
+        "asked for the postal code"
+    )
+
+
+async def test_without_a_form_a_missing_param_is_a_recorded_answer(world: SlackWorld) -> None:
+    # Slack sent no trigger_id (the form cannot open): the answer says what is missing.
+    hook = world.slack.hook_url()
+    fields = dict(
+        urllib.parse.parse_qsl(
+            slash_body("add 123456789012 GLS", user=USER, channel=CHANNEL, response_url=hook)
+        )
+    )
+    del fields["trigger_id"]
+    body = urllib.parse.urlencode(fields)
+    answer = await world.post(body, sign(body), "/track add without a trigger")
+    assert answer.status == 200
+    assert answer.json()["text"].startswith("123456789012 needs a postal code for this carrier")
+    assert world.slack.calls_to("views.open") == []
+    assert await world.audit(USER) == [("register", "123456789012", "failed")]
 
 
 async def test_damaged_modal_metadata_is_refused_in_the_form(world: SlackWorld) -> None:
