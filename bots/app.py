@@ -15,8 +15,10 @@ Theory of operation
   HTTP answer as soon as ``ack`` is called and lets the listener go on.
 * Every command and button is recorded through the service with actor ``slack:<user id>``:
   the service's commands record themselves; queries, help and refusals are recorded with
-  ``Service.record``. Only ``[slack] admins`` may stop, delete or change a carrier, by command
-  or by button; a refusal is an ephemeral message and nothing reaches 17TRACK.
+  ``Service.record``, which holds an answer back for at most ``RECORD_WAIT`` (a store busy
+  with another writer finishes the row later, after the acknowledgement). Only
+  ``[slack] admins`` may stop, delete or change a carrier, by command or by button; a refusal
+  is an ephemeral message and nothing reaches 17TRACK.
 * Payloads are hostile: user ids, channel ids, button values and modal metadata are checked
   before use, and any failure becomes one readable line for the user, never a traceback.
   ``respond`` only posts to Slack's own hooks host or to ``api_base_url``'s host.
@@ -59,6 +61,9 @@ ALERT_CHANNEL: Final = "slack_bot"
 ACK_BUDGET: Final = 1.0
 """Seconds of work answered inside the acknowledgement (Slack allows 3 in all)."""
 
+RECORD_WAIT: Final = 0.5
+"""Seconds an audit row may hold back an answer (``SlackBot.record``)."""
+
 _USER_RE: Final = re.compile(r"^[UWB][A-Z0-9]{2,40}$")
 _CHANNEL_RE: Final = re.compile(r"^[CGD][A-Z0-9]{2,40}$")
 _SLACK_HOOKS: Final = ("hooks.slack.com", "hooks.slack-gov.com")
@@ -99,6 +104,8 @@ class SlackBot:
     ack_budget: float = ACK_BUDGET
     plugin_commands: dict[str, Provided[SlackCommand]] = field(default_factory=dict)
     """The plugins' ``/track`` subcommands by name (``extensions.plugin_commands``)."""
+    record_wait: float = RECORD_WAIT
+    _recording: set[asyncio.Future[None]] = field(default_factory=set, repr=False)
 
     @property
     def admins(self) -> frozenset[str]:
@@ -117,7 +124,19 @@ class SlackBot:
     async def record(
         self, user_id: str, action: str, target: str, outcome: str, detail: str = ""
     ) -> None:
-        """Record an action the service's commands do not record themselves (never raises)."""
+        """Record an action the service's commands do not record themselves (never raises).
+
+        Waits at most ``record_wait`` seconds: a store busy with another writer must not hold
+        back an acknowledgement Slack wants within 3 seconds (the row is written when the
+        store is free)."""
+        task = asyncio.ensure_future(self._record(user_id, action, target, outcome, detail))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+        await asyncio.wait({task}, timeout=self.record_wait)
+
+    async def _record(
+        self, user_id: str, action: str, target: str, outcome: str, detail: str
+    ) -> None:
         try:
             await self.service.record(
                 self.actor(user_id), action, target[:200], outcome, detail[:500]

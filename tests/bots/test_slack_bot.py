@@ -8,8 +8,10 @@ the Web API calls), what reached 17TRACK (the sandbox's request log) and what wa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import sqlite3
 import time
 import urllib.parse
 from typing import Any
@@ -304,6 +306,26 @@ async def test_a_non_admin_is_refused_by_command_and_by_button(world: SlackWorld
     assert again["text"] == f"{NUMBER} is tracked again."
     assert ("stop", NUMBER, "ok") in await world.audit(ADMIN)
     assert ("retrack", NUMBER, "ok") in await world.audit(USER)
+
+
+async def test_a_store_busy_with_another_writer_does_not_hold_back_the_answer(
+    world: SlackWorld,
+) -> None:
+    await register(world, NUMBER)
+    path = world.settings.store.url.removeprefix("sqlite:///")
+    other = sqlite3.connect(path, isolation_level=None)  # another process's writer, say
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock
+        answer, _ = await world.command(f"stop {NUMBER}", user=USER)
+        assert answer.status == 200 and answer.seconds < 1.5
+        assert answer.json()["text"].startswith("Sorry, only trackops admins may stop tracking")
+        assert await world.audit(USER) == []  # waiting for the lock
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    async with asyncio.timeout(10):  # written once the store is free
+        while await world.audit(USER) != [("stop", NUMBER, "denied")]:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
 
 
 async def test_an_admin_deletes_and_changes_carrier(world: SlackWorld) -> None:
