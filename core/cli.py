@@ -165,15 +165,17 @@ def build_parser(
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     p = sub.add_parser("sandbox", help="run the local 17TRACK-compatible API (no key needed)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port_arg, default=8080)
-    p.add_argument("--key", default="sandbox", help="the API key clients must send (17token)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_port_arg, default=8080, help="port to listen on (default 8080)")
+    p.add_argument(
+        "--key", default="sandbox", help="the API key clients must send (17token; default sandbox)"
+    )
     p.add_argument("--webhook-url", help="where to push signed tracking updates")
     p.add_argument(
         "--speed",
         type=_float_in(0),
         default=60.0,
-        help="simulated seconds per real second",
+        help="simulated seconds per real second (default 60: a minute a second)",
     )
     p.add_argument(
         "--seed", type=_int_in(0, 2**63 - 1), default=0, help="seed for the simulated histories"
@@ -191,28 +193,35 @@ def build_parser(
     p.add_argument("--port", type=_port_arg, help="port to listen on (default: [webhook] port)")
 
     p = sub.add_parser("register", help="register tracking numbers")
-    p.add_argument("numbers", nargs="*", metavar="NUMBER")
-    p.add_argument("--file", type=Path, help="one number per line, or a CSV with a header")
+    p.add_argument("numbers", nargs="*", metavar="NUMBER", help="tracking numbers")
+    p.add_argument(
+        "--file",
+        type=Path,
+        help="one number per line, or a CSV (comma, semicolon or tab) with a header naming"
+        " columns among number, carrier, param, tag, order, email, name",
+    )
     p.add_argument(
         "--carrier", type=_carrier_arg, help="17TRACK carrier code or name (`trackops carriers`)"
     )
     p.add_argument("--final-carrier", type=_carrier_arg, help="last-mile carrier, code or name")
     p.add_argument("--param", help="the carrier's extra parameter (postal code, phone, ...)")
-    p.add_argument("--tag")
+    p.add_argument("--tag", help="a free text of yours (e.g. a customer group)")
     p.add_argument("--order", help="your order number")
     p.add_argument("--email", help="the buyer's email")
     p.add_argument("--name", help="the buyer's name")
     _json_flag(p)
 
     p = sub.add_parser("status", help="one shipment with its events")
-    p.add_argument("number")
+    p.add_argument("number", help="a tracking number")
     _json_flag(p)
 
     p = sub.add_parser("list", help="shipments")
-    p.add_argument("--status", type=_status_arg)
-    p.add_argument("--search")
+    p.add_argument(
+        "--status", type=_status_arg, help="only this status: a name (in_transit) or code (10)"
+    )
+    p.add_argument("--search", help="number, order number, email, tag or carrier, or a part")
     p.add_argument("--stopped", action="store_true", help="only stopped shipments")
-    p.add_argument("--limit", type=_positive_int)
+    p.add_argument("--limit", type=_positive_int, help="at most this many (default: all)")
     _json_flag(p)
 
     for name, text in (
@@ -221,7 +230,7 @@ def build_parser(
         ("delete", "delete numbers at 17TRACK and here"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("numbers", nargs="+", metavar="NUMBER")
+        p.add_argument("numbers", nargs="+", metavar="NUMBER", help="tracking numbers")
         if name == "delete":
             p.add_argument(
                 "-y", "--yes", action="store_true", help="do not ask for confirmation on a terminal"
@@ -229,14 +238,14 @@ def build_parser(
         _json_flag(p)
 
     p = sub.add_parser("change-carrier", help="change a number's carrier")
-    p.add_argument("number")
-    p.add_argument("carrier", type=_carrier_arg)
-    p.add_argument("--final-carrier", type=_carrier_arg)
+    p.add_argument("number", help="a tracking number")
+    p.add_argument("carrier", type=_carrier_arg, help="17TRACK carrier code or name")
+    p.add_argument("--final-carrier", type=_carrier_arg, help="last-mile carrier, code or name")
     _json_flag(p)
 
     p = sub.add_parser("tag", help="change a number's tag")
-    p.add_argument("number")
-    p.add_argument("tag")
+    p.add_argument("number", help="a tracking number")
+    p.add_argument("tag", help="the new tag")
     _json_flag(p)
 
     p = sub.add_parser(
@@ -250,14 +259,16 @@ def build_parser(
     p = sub.add_parser("history", help="notification history")
     p.add_argument("--search", help="tracking number, recipient or order number")
     p.add_argument(
-        "--send-status", choices=["sent", "failed", "suppressed", "superseded", "pending"]
+        "--send-status",
+        choices=["sent", "failed", "suppressed", "superseded", "pending"],
+        help="only notifications with this outcome",
     )
     p.add_argument("--condition", help="default, custom, or a condition name")
-    p.add_argument("--limit", type=_positive_int)
+    p.add_argument("--limit", type=_positive_int, help="at most this many (default: all)")
     _json_flag(p)
 
     p = sub.add_parser("resend", help="send a failed notification again")
-    p.add_argument("id", type=_positive_int)
+    p.add_argument("id", type=_positive_int, help="the notification's id (`trackops history`)")
     _json_flag(p)
 
     p = sub.add_parser(
@@ -271,7 +282,9 @@ def build_parser(
         choices=["replay", "dismiss"],
         help="replay quarantined pushes, or dismiss those that can never apply",
     )
-    p.add_argument("ids", nargs="*", type=_positive_int, metavar="ID")
+    p.add_argument(
+        "ids", nargs="*", type=_positive_int, metavar="ID", help="quarantined pushes' ids"
+    )
     p.add_argument("--failed", action="store_true", help="list the quarantined pushes")
     _json_flag(p)
 
@@ -279,7 +292,11 @@ def build_parser(
     _json_flag(p)
 
     p = sub.add_parser("report", help="send the weekly or monthly report, or the full export")
-    p.add_argument("kind", choices=["weekly", "monthly", "export"])
+    p.add_argument(
+        "kind",
+        choices=["weekly", "monthly", "export"],
+        help="a summary of the last 7 or 30 days, or every shipment as CSV",
+    )
     p.add_argument(
         "-o",
         "--output",

@@ -569,6 +569,7 @@ class Engine:
             result = await client.register(items, progress=progress)
             now = self.clock()
             new_rows: list[NewShipment] = []
+            already: set[str] = set()  # 17TRACK answered -18019901 (already registered)
             for item in result.accepted:
                 asked = wanted.get(item.number)
                 if asked is None:
@@ -587,6 +588,7 @@ class Engine:
                     new_rows.append(self._new_shipment(asked, asked.carrier, now))
                     accepted.append(number)
                     notes[number] = "already registered at 17TRACK; now tracked here too"
+                    already.add(number)
                     continue
                 if asked is not None:
                     hint = carrier_params.explain_error(rej.error.code, asked.carrier, params)
@@ -608,6 +610,14 @@ class Engine:
                             )
                             notes[number] = "registered again at 17TRACK; tracked again"
                             self._publish(Change("shipment", number, record.status))
+                        elif number in already and record.active:
+                            # Registered twice: it was tracked here before this command.
+                            notes[number] = "already registered at 17TRACK and tracked here"
+                        elif number in already:
+                            notes[number] = (
+                                "already registered and stopped here;"
+                                f" `trackops retrack {number}` tracks it again"
+                            )
         return CommandOutcome(accepted=accepted, rejected=rejected, notes=notes)
 
     @staticmethod

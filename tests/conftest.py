@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,20 @@ from plugin_helpers import (
 )
 
 POSTGRES_URL_ENV = "TRACKOPS_TEST_POSTGRES_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A $TZ this machine does not know (no tz database) silently means UTC: the run under
+    ``TZ=Asia/Tokyo`` (.ci/run, ``make test``) would then test nothing, so it stops instead."""
+    zone = os.environ.get("TZ")
+    if not zone:
+        return
+    offsets = {datetime(2026, m, 1, tzinfo=UTC).astimezone().utcoffset() for m in (1, 7)}
+    if offsets == {timedelta(0)} and time.tzname[0] not in ("UTC", "UCT", "GMT", "+00", "-00"):
+        raise pytest.UsageError(
+            f"TZ={zone} is not a time zone this machine knows (it reads as UTC);"
+            " install the tz database (tzdata) or use a POSIX form such as TZ=JST-9"
+        )
 
 
 def postgres_url() -> str | None:

@@ -38,8 +38,11 @@ from test_cli import (
     wait_until_tracked,
     write_config,
 )
+from trackops.core import cli
 from trackops.core.config import load_settings
+from trackops.core.sandbox import detect_carrier, generate_history
 from trackops.core.store import NewShipment, Store
+from trackops.core.wire import PackageStatus
 
 # test_cli's fixtures: its sandbox process (one per module), SMTP server and config.
 sandbox_url = test_cli.sandbox_url
@@ -62,7 +65,11 @@ def run(*args: str, cwd: Path, timeout: float = 60) -> Result:
 def test_readme_from_init_to_a_notification_on_the_console(
     tmp_path: Path, sandbox_url: str
 ) -> None:
-    """README "Try it with your own config": init, point [api] at a sandbox, register, sync."""
+    """README "Your first notification": init, point [api] at a sandbox, register, sync.
+
+    The module's sandbox runs faster than the README's (``--speed 3600``, another seed), so the
+    numbers are ones that are in transit at the first sync; the README's own number is checked
+    against the README's sandbox below."""
     shop = tmp_path / "shop"
     shop.mkdir()
     init = run("init", cwd=shop)
@@ -105,6 +112,20 @@ def test_readme_from_init_to_a_notification_on_the_console(
     assert as_json.code == 0, as_json
     assert json.loads(as_json.out)["sent"] == 1
     assert "[buyer cy@example.com · customer] Your parcel " in as_json.err
+
+
+def test_the_readmes_number_is_in_transit_at_the_readmes_sandbox() -> None:
+    """``trackops sandbox --port 8080 --key dev`` (default seed and speed) then ``register
+    RR123456789CN`` and ``sync``: 17TRACK's first look already shows it In transit, so the
+    README's sync prints a notification."""
+    args = cli.build_parser().parse_args(["sandbox", "--port", "8080", "--key", "dev"])
+    number = "RR123456789CN"
+    history = generate_history(number, args.seed, detect_carrier(number) or 0)
+    seen = [e for e in history.events if e.after <= history.lookup_after]
+    assert seen and seen[-1].status == PackageStatus.IN_TRANSIT, history.events[:3]
+    # The next step is simulated hours away: minutes at the default speed (60).
+    later = [e for e in history.events if e.after > history.lookup_after]
+    assert not later or (later[0].after - history.lookup_after) / args.speed > 120
 
 
 # --------------------------------------------------------------------------- paths
@@ -491,6 +512,39 @@ def test_ctrl_c_during_sync_says_what_was_done(
     assert "17TRACK no longer knows 400 numbers (-18019902)" in screen.text
     again = trackops_process("sync", config=config)
     assert again.out.startswith("synced 400 shipments: "), again  # the other 400
+
+
+def test_a_second_ctrl_c_stops_sync_at_once(config: Path, tmp_path: Path) -> None:
+    numbers = [f"RK{i:09d}CN" for i in range(1, 801)]
+    asyncio.run(_add_to_store(load_settings(config).store.url, numbers))
+    screen = on_terminal(
+        "--config",
+        str(config),
+        "sync",
+        cwd=tmp_path,
+        react=[("40/800", signal.SIGINT), ("Ctrl-C again to stop at once", signal.SIGINT)],
+    )
+    assert screen.code == 130, screen.text
+    assert "Traceback" not in screen.text and "error" not in screen.text, screen.text
+    # Not the first Ctrl-C's clean end after the step: no summary of what was synced.
+    assert "interrupted: synced" not in screen.text, screen.text
+
+
+def test_registering_a_number_twice_says_it_was_already_tracked(config: Path) -> None:
+    number = "RJ000000001CN"
+    first = trackops_process("register", number, config=config)
+    assert first.out.strip() == f"registered {number}", first
+    again = trackops_process("register", number, config=config)
+    assert again.code == 0, again
+    assert again.out.strip() == (
+        f"registered {number} (already registered at 17TRACK and tracked here)"
+    )
+    assert trackops("stop", number, config=config).code == 0
+    stopped = trackops_process("register", number, config=config)
+    assert stopped.out.strip() == (
+        f"registered {number} (already registered and stopped here;"
+        f" `trackops retrack {number}` tracks it again)"
+    )
 
 
 async def _add_to_store(url: str, numbers: list[str]) -> None:
