@@ -273,16 +273,39 @@ def help_blocks(unknown: str | None = None, plugins: Sequence[str] = ()) -> list
     """``/track help`` (and the answer to an unknown subcommand, which it names); ``plugins``:
     the lines of the plugins' subcommands (``extensions.help_lines``), listed after ours."""
     lines = [f"`{usage(verb)}`: {text}" for verb, text in HELP_LINES]
-    lines.extend(plugins)
     statuses = ", ".join(s.slug for s in PackageStatus)
     blocks: list[Block] = []
     if unknown is not None:
         blocks.append(
             SectionBlock(text=_md(f"`{escape(unknown, 40)}` is not a /track command. Try one of:"))
         )
-    blocks.append(SectionBlock(text=_md("\n".join(lines))))
+    blocks.extend(_sections(lines))
+    # The plugins' lines in sections of their own, each within Slack's 3,000 characters, so
+    # that many plugins' commands are listed whole, never cut off at the section's limit.
+    blocks.extend(_sections(plugins, room=_MAX_BLOCKS - len(blocks) - 1))
     blocks.append(ContextBlock(elements=[_md(f"Statuses: {statuses} (or their codes).")]))
     return blocks
+
+
+_MAX_BLOCKS: Final = 50
+"""Blocks Slack takes in one message."""
+
+
+def _sections(lines: Sequence[str], *, room: int = _MAX_BLOCKS) -> list[SectionBlock]:
+    """``lines`` packed into sections of at most 3,000 characters, at most ``room`` of them
+    (the last one says how many lines did not fit)."""
+    sections: list[list[str]] = [[]]
+    for line in lines:
+        line = line[:3000]
+        if sections[-1] and len("\n".join([*sections[-1], line])) > 3000:
+            sections.append([])
+        sections[-1].append(line)
+    if not sections[-1]:
+        return []
+    if len(sections) > room:
+        left = sum(len(chunk) for chunk in sections[room - 1 :])
+        sections = [*sections[: room - 1], [f"… and {left} more"]]
+    return [SectionBlock(text=_md("\n".join(chunk))) for chunk in sections]
 
 
 def alert_blocks(message: Message) -> tuple[str, list[Block]]:

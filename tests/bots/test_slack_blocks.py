@@ -176,6 +176,26 @@ def test_help_names_every_command_and_an_unknown_one() -> None:
     assert "`&lt;!here&gt;` is not a /track command" in text
 
 
+def test_help_lists_every_plugin_line_whole_within_slacks_limits() -> None:
+    lines = [
+        f"`/track p{i:03d} {'ARG ' * 20}`: {'does things ' * 20} (plugin p{i})" for i in range(60)
+    ]
+    blocks = dicts(help_blocks(plugins=lines))
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert all(len(text) <= 3000 for text in sections)
+    shown = "\n".join(sections).splitlines()
+    assert [line for line in shown if line in lines] == lines  # all 60, whole, in order
+    assert "`/track add NUMBER [CARRIER] [PARAM] [TAG]`" in sections[0]
+
+    many = [f"`/track p{i:04d}`: {'x' * 2900} (plugin p)" for i in range(100)]
+    blocks = dicts(help_blocks("nope", plugins=many))
+    assert len(blocks) == 50  # Slack's limit per message
+    shown_many = [b["text"]["text"] for b in blocks[2:-2]]
+    assert shown_many == many[:46]  # one per section: 46 fit beside the bot's own
+    assert blocks[-2]["text"]["text"] == "… and 54 more"
+    assert blocks[-1]["type"] == "context"
+
+
 def test_alert_blocks_have_the_headline_fields_and_buttons() -> None:
     message = make_message(
         audience="seller", channel="slack_bot", recipient="C0ALERTS", condition="seller",
