@@ -49,6 +49,8 @@ MAX_TEXT: Final = 1000
 _MAX_WORD: Final = 100
 _CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _QUOTES: Final = str.maketrans("“”‘’", "\"\"''")
+_MAILTO_RE: Final = re.compile(r"<mailto:([^|<>\s]+)(?:\|[^<>]*)?>")
+"""An address as Slack may send it, formatted as a link: ``<mailto:a@b.example|a@b.example>``."""
 
 ADMIN_ACTIONS: Final = frozenset({"stop", "delete", "carrier"})
 """Verbs only ``[slack] admins`` may run (by command or by button)."""
@@ -120,6 +122,8 @@ def parse_command(text: str | None) -> Command:
         raise CommandError(f"the command is {len(text)} characters long; at most {MAX_TEXT}")
     # Slack turns typed quotes into curly ones; read them as the plain quotes people meant.
     text = text.translate(_QUOTES)
+    # ... and e-mail addresses into links: the address is what was typed.
+    text = _MAILTO_RE.sub(r"\1", text)
     if _CONTROL_RE.search(text.replace("\n", " ").replace("\t", " ")):
         raise CommandError("the command contains control characters; type plain text")
     try:

@@ -37,6 +37,12 @@ from trackops.core.wire import PackageStatus as S
         ("delete RR123456785CN", Command("delete", ("RR123456785CN",))),
         ("carrier RR123456785CN 3011", Command("carrier", ("RR123456785CN", "3011"))),
         ("history ada@example.com", Command("history", ("ada@example.com",))),
+        # ... and addresses into links
+        (
+            "history <mailto:ada@example.com|ada@example.com>",
+            Command("history", ("ada@example.com",)),
+        ),
+        ("history <mailto:ada@example.com>", Command("history", ("ada@example.com",))),
         ("subscribe", Command("subscribe")),
         ("subscribe alert undelivered", Command("subscribe", ("alert", "undelivered"))),
         ("unsubscribe", Command("unsubscribe")),
