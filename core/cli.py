@@ -35,6 +35,7 @@ from trackops.core.wire import PackageStatus, Rejected, TrackApiError
 
 if TYPE_CHECKING:
     from trackops.core.hookspecs import CliCommand
+    from trackops.core.reader import Reading
     from trackops.core.service import Page, Service
 
 T = TypeVar("T")
@@ -532,20 +533,44 @@ async def _with_service(
 ) -> int:
     """Run ``fn`` with the service open. Without ``plugins`` no channels are built and no
     notification rules compiled (nothing is sent); a ``read_only`` command (which loads no
-    plugins either) writes nothing and reads a SQLite store the quickest way.
-
-    A one-shot read runs with the collector off: its imports (SQLAlchemy above all) make
-    objects by the hundred thousand and no garbage worth a collection (a few percent)."""
-    paused = read_only and gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
+    plugins either) writes nothing and reads a SQLite store the quickest way."""
+    with _collector_paused(read_only):
         from trackops.core.service import open_service
 
         async with open_service(
             settings, load_plugins=plugins and not read_only, read_only=read_only
         ) as service:
             return await fn(service)
+
+
+async def _with_reading(
+    settings: Settings, fn: Callable[[Reading], Awaitable[int]], *, quick: bool = True
+) -> int:
+    """Run a reading command (``status``, ``list``): through the quick reader, which loads
+    no SQLAlchemy, where it can answer (``quick``, and a store it can read), else through the
+    service opened read-only. Both give the same rows."""
+    if quick:
+        with _collector_paused(True):
+            from trackops.core.reader import QuickReader
+
+            reader = await QuickReader.open(settings.store.url)
+            if reader is not None:
+                try:
+                    return await fn(reader)
+                finally:
+                    await reader.close()
+    return await _with_service(settings, fn, read_only=True)
+
+
+@contextlib.contextmanager
+def _collector_paused(pause: bool) -> Iterator[None]:
+    """A one-shot read runs with the collector off: its imports make objects by the hundred
+    thousand and no garbage worth a collection (a few percent of its time)."""
+    paused = pause and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
     finally:
         if paused:  # main() also runs inside other programs (tests, scripts)
             gc.enable()
@@ -606,9 +631,9 @@ async def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from trackops.core.service import NotFoundError
+    from trackops.core.errors import NotFoundError
 
-    async def run(service: Service) -> int:
+    async def run(service: Reading) -> int:
         try:
             detail = await service.shipment(args.number)
         except NotFoundError:
@@ -643,7 +668,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print("\n".join(safe_text(line) for line in lines))
         return EXIT_OK
 
-    return await _with_service(settings, run, read_only=True)
+    return await _with_reading(settings, run)
 
 
 async def _all_pages(
@@ -662,7 +687,7 @@ async def _all_pages(
 
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from trackops.core.service import ShipmentQuery
+    from trackops.core.records import ShipmentQuery
 
     query = ShipmentQuery(
         statuses=frozenset({int(args.status)}) if args.status is not None else frozenset(),
@@ -670,7 +695,7 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         search=args.search,
     )
 
-    async def run(service: Service) -> int:
+    async def run(service: Reading) -> int:
         rows = await _all_pages(
             lambda size, cursor: service.shipments(query, limit=size, after=cursor), args.limit
         )
@@ -695,7 +720,7 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         )  # fmt: skip
         return EXIT_OK
 
-    return await _with_service(settings, run, read_only=True)
+    return await _with_reading(settings, run, quick=not (args.search or "").strip())
 
 
 def _confirmed(numbers: Sequence[str]) -> bool:

@@ -15,16 +15,25 @@ Functions take an open ``AsyncConnection`` (``Store.read()``) and the store's di
 
 from __future__ import annotations
 
-import base64
-import json
 import statistics
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
+from trackops.core.records import (
+    KEY_TYPES,
+    SORT_DESCENDING,
+    SORT_KEYS,
+    CursorError,
+    SlimShipment,
+    SortKey,
+    decode_cursor,
+    encode_cursor,
+    sort_keys,
+)
 from trackops.core.store import (
     CONDITION_KINDS,
     SEND_STATUSES,
@@ -51,16 +60,12 @@ __all__ = [
     "SortKey",
 ]
 
-SortKey = Literal["updated", "status", "number"]
-SORT_KEYS: Final = ("updated", "status", "number")
 
 _SORT_COLUMNS: Final = {
     "updated": (shipments.c.updated_at, shipments.c.number),
     "status": (shipments.c.package_status, shipments.c.updated_at, shipments.c.number),
     "number": (shipments.c.number,),
 }
-# The natural direction of each sort: newest update first; status in code order; number A-Z.
-_SORT_DESCENDING: Final = {"updated": True, "status": False, "number": False}
 
 _SLIM_COLUMNS: Final = (
     shipments.c.number,
@@ -80,32 +85,6 @@ _SLIM_COLUMNS: Final = (
     shipments.c.email,
     shipments.c.unknown_since,
 )
-
-
-class CursorError(ValueError):
-    """A page cursor that this query cannot use (corrupt, or from another sort)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SlimShipment:
-    """One shipment as a table row needs it: no tracking JSON."""
-
-    number: str
-    carrier: int | None
-    status_code: int
-    active: bool
-    origin_country: int | None
-    destination_country: int | None
-    latest_event_raw: str | None
-    latest_event_time: datetime | None
-    latest_event_location: str | None
-    latest_event_description: str | None
-    updated_at: datetime
-    registered_at: datetime
-    tag: str | None
-    order_number: str | None
-    email: str | None
-    unknown_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -150,33 +129,6 @@ class AuditFilter:
 
 
 # --------------------------------------------------------------------------- cursors
-
-
-def encode_cursor(kind: str, values: Sequence[Any]) -> str:
-    """An opaque cursor for a row's sort keys."""
-    plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
-    raw = json.dumps([kind, plain], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> list[Any]:
-    """The sort keys in ``cursor``; ``CursorError`` when it is not one of ``kind``'s."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        got_kind, values = json.loads(raw)
-        if got_kind != kind or len(values) != len(types):
-            raise ValueError(kind)
-        out: list[Any] = []
-        for value, type_ in zip(values, types, strict=True):
-            if type_ is datetime:
-                out.append(datetime.fromisoformat(value))
-            elif not isinstance(value, type_):
-                raise ValueError(value)
-            else:
-                out.append(value)
-        return out
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise CursorError(f"not a page cursor of this listing: {cursor[:40]!r}") from exc
 
 
 def _pattern(text: str) -> str:
@@ -323,21 +275,6 @@ def _slim(row: Any) -> SlimShipment:
     )
 
 
-_KEY_TYPES: Final = {
-    "updated": (datetime, str),
-    "status": (int, datetime, str),
-    "number": (str,),
-}
-
-
-def _keys(row: SlimShipment, sort: str) -> list[Any]:
-    if sort == "updated":
-        return [row.updated_at, row.number]
-    if sort == "status":
-        return [row.status_code, row.updated_at, row.number]
-    return [row.number]
-
-
 async def shipment_page(
     conn: AsyncConnection,
     dialect: str,
@@ -356,14 +293,14 @@ async def shipment_page(
     if flt.sort not in _SORT_COLUMNS:
         raise CursorError(f"unknown sort {flt.sort!r}; expected one of {', '.join(SORT_KEYS)}")
     columns = _SORT_COLUMNS[flt.sort]
-    descending = _SORT_DESCENDING[flt.sort] if flt.descending is None else flt.descending
+    descending = SORT_DESCENDING[flt.sort] if flt.descending is None else flt.descending
     kind = f"s:{flt.sort}:{'d' if descending else 'a'}"
     mode = await _search_mode(conn, flt, dialect)
     where = _shipment_where(flt, dialect, mode, paging=True)
     backwards = before is not None or from_end
     cursor = before if before is not None else after
     if cursor is not None:
-        keys = decode_cursor(kind, cursor, _KEY_TYPES[flt.sort])
+        keys = decode_cursor(kind, cursor, KEY_TYPES[flt.sort])
         row_value = sa.tuple_(*columns)
         # Forward on a descending sort, or backward on an ascending one: smaller keys.
         smaller = descending != (before is not None)
@@ -382,8 +319,8 @@ async def shipment_page(
     if not rows:
         return [], None, None
     first, last = (
-        encode_cursor(kind, _keys(rows[0], flt.sort)),
-        encode_cursor(kind, _keys(rows[-1], flt.sort)),
+        encode_cursor(kind, sort_keys(rows[0], flt.sort)),
+        encode_cursor(kind, sort_keys(rows[-1], flt.sort)),
     )
     if backwards:
         # Read from the end: more rows means earlier pages exist; a `before` page always has

@@ -24,7 +24,7 @@ import re
 import traceback
 from typing import Any, Final
 
-__all__ = ["install_log_redaction", "redact"]
+__all__ = ["install_log_redaction", "mask_url", "redact"]
 
 _MASK: Final = "***"
 _STOP: Final = r"\s'\"<>)\]},"
@@ -95,3 +95,14 @@ def install_log_redaction() -> None:
 
     logging.setLogRecordFactory(factory)
     _installed = True
+
+
+# A store URL in a message: its password and secret-looking options masked.
+_SECRET_QUERY_RE = re.compile(r"(?i)((?:password|passwd|pwd|secret|token|key)=)[^&]*")
+_USERINFO_RE = re.compile(r"(//[^/:@]*:)[^@/]*@")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (and secret-looking query values) replaced by ``***``."""
+    masked = _USERINFO_RE.sub(r"\1***@", url)
+    return _SECRET_QUERY_RE.sub(r"\1***", masked)

@@ -29,7 +29,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from trackops.core import carriers as carrier_list
 from trackops.core import queries
@@ -49,25 +49,33 @@ from trackops.core.errors import (
     PermissionDeniedError,
     TrackopsError,
 )
-from trackops.core.queries import CursorError, SortKey
+from trackops.core.records import (
+    CursorError,
+    HistoryRow,
+    Page,
+    ShipmentDetail,
+    ShipmentQuery,
+    ShipmentRow,
+    SortKey,
+    TimelineEvent,
+    history_row,
+    shipment_detail,
+    shipment_row,
+)
+from trackops.core.records import package_status as _status
 from trackops.core.store import (
     SEND_STATUSES,
     InboxRow,
-    NotificationRecord,
     ShipmentRecord,
     StoreError,
     Subscription,
-    history_json,
     is_transient,
     mask_url,
     notification_record,
-    shipment_json,
 )
 from trackops.core.wire import (
-    Event,
     PackageStatus,
     Rejected,
-    TrackInfo,
     WireError,
     decode_push,
     decode_push_data,
@@ -127,142 +135,6 @@ RESYNC_BATCH = 4000
 
 
 # --------------------------------------------------------------------------- rows
-
-
-def _status(code: int) -> PackageStatus:
-    try:
-        return PackageStatus(code)
-    except ValueError:
-        return PackageStatus.parse(code)  # wire.py decides how unknown codes are kept
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="seconds") + "Z"
-
-
-@dataclass(frozen=True, slots=True)
-class ShipmentRow:
-    """One shipment as a table row or a list item shows it (no raw JSON)."""
-
-    number: str
-    carrier: int | None
-    carrier_name: str
-    status: PackageStatus
-    status_code: int
-    active: bool
-    origin_country: str | None
-    destination_country: str | None
-    latest_event_time: str | None
-    latest_event_location: str | None
-    latest_event_description: str | None
-    updated_at: datetime
-    event_at: datetime | None
-    registered_at: datetime
-    tag: str | None
-    order: str | None
-    email: str | None
-    unknown_since: datetime | None = None
-    """When 17TRACK answered it does not know the number (-18019902); tracking then stopped."""
-
-    @property
-    def tracking(self) -> Literal["active", "stopped"]:
-        """``active`` while 17TRACK tracks the number, else ``stopped``."""
-        return "active" if self.active else "stopped"
-
-    @property
-    def route(self) -> str:
-        """``CN -> US``; ``?`` for a country not known yet; "" when neither is."""
-        if not self.origin_country and not self.destination_country:
-            return ""
-        return f"{self.origin_country or '?'} -> {self.destination_country or '?'}"
-
-    def to_json(self) -> dict[str, Any]:
-        """The contract's shipment JSON object."""
-        return shipment_json(
-            self,
-            self.carrier_name,
-            order=self.order,
-            event_time=self.latest_event_time or _iso(self.event_at),
-        )
-
-
-@dataclass(frozen=True)
-class ShipmentQuery:
-    """Which shipments, in which order. Empty fields mean "any"."""
-
-    statuses: frozenset[int] = frozenset()
-    search: str | None = None
-    carrier: int | None = None
-    tag: str | None = None
-    active: bool | None = None
-    updated_since: datetime | None = None
-    sort: SortKey = "updated"
-    descending: bool | None = None
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page: ``next_cursor`` is ``after=`` for the next page, ``prev_cursor`` is
-    ``before=`` for the previous one; None at either end."""
-
-    items: list[T]
-    next_cursor: str | None = None
-    prev_cursor: str | None = None
-
-
-@dataclass(frozen=True)
-class TimelineEvent:
-    """One tracking event, its time as the carrier gave it (local clock, no zone)."""
-
-    time: str | None
-    at: datetime | None
-    location: str | None
-    description: str | None
-    carrier: int | None
-    carrier_name: str
-    leg: Literal[1, 2]
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    """One notification of the history."""
-
-    id: int
-    created_at: datetime
-    number: str | None
-    order: str | None
-    recipient: str
-    channel: str
-    audience: str
-    condition: str
-    condition_kind: str
-    from_status: PackageStatus | None
-    to_status: PackageStatus | None
-    send_status: str
-    reason: str | None
-    attempts: int
-    sent_at: datetime | None
-
-    def to_json(self) -> dict[str, Any]:
-        """The contract's history row JSON object."""
-        return history_json(self, order=self.order)
-
-
-@dataclass(frozen=True)
-class ShipmentDetail:
-    """One shipment with its whole timeline (both carriers) and its notifications."""
-
-    shipment: ShipmentRow
-    final_carrier: int | None
-    final_carrier_name: str
-    extra_param: str | None
-    buyer_name: str | None
-    registered_at: datetime
-    stopped_at: datetime | None
-    last_push_at: datetime | None
-    events: list[TimelineEvent]
-    notifications: list[HistoryRow]
-    raw_status_code: int
 
 
 @dataclass(frozen=True)
@@ -501,88 +373,15 @@ class Service:
         """17TRACK's display name of a carrier code ("" for none)."""
         return self._engine.carrier_name(code)
 
-    @staticmethod
-    def _country(code: int | None) -> str | None:
-        return (carrier_list.country_iso(code) or None) if code else None
-
     def _row(self, s: queries.SlimShipment) -> ShipmentRow:
-        return ShipmentRow(
-            number=s.number,
-            carrier=s.carrier,
-            carrier_name=self.carrier_name(s.carrier),
-            status=_status(s.status_code),
-            status_code=s.status_code,
-            active=s.active,
-            origin_country=self._country(s.origin_country),
-            destination_country=self._country(s.destination_country),
-            latest_event_time=s.latest_event_raw,
-            latest_event_location=s.latest_event_location,
-            latest_event_description=s.latest_event_description,
-            updated_at=s.updated_at,
-            event_at=s.latest_event_time,
-            registered_at=s.registered_at,
-            tag=s.tag,
-            order=s.order_number,
-            email=s.email,
-            unknown_since=s.unknown_since,
-        )
+        return shipment_row(s, self.carrier_name)
 
     def _record_row(self, r: ShipmentRecord) -> ShipmentRow:
-        # A stored shipment has every field of the slim row (its status as a PackageStatus).
-        values = {
-            f.name: getattr(r, f.name)
-            for f in dataclasses.fields(queries.SlimShipment)
-            if f.name != "status_code"
-        }
-        return self._row(queries.SlimShipment(status_code=int(r.status), **values))
+        return shipment_row(_slim_of(r), self.carrier_name)
 
-    @classmethod
-    def _history_row(cls, values: Any) -> HistoryRow:
-        return cls._record_history(notification_record(values))
-
-    @classmethod
-    def _record_history(cls, r: NotificationRecord) -> HistoryRow:
-        return HistoryRow(
-            id=r.id,
-            created_at=r.created_at,
-            number=r.number,
-            order=r.order_number,
-            recipient=r.recipient,
-            channel=r.channel,
-            audience=r.audience,
-            condition=r.condition,
-            condition_kind=r.condition_kind,
-            from_status=r.from_status,
-            to_status=r.to_status,
-            send_status=r.send_status,
-            reason=r.reason,
-            attempts=r.attempts,
-            sent_at=r.sent_at,
-        )
-
-    def _timeline(self, info: TrackInfo | None) -> list[TimelineEvent]:
-        if info is None:
-            return []
-
-        def leg(events: Sequence[Event], carrier: int | None, n: Literal[1, 2]) -> list[Any]:
-            name = self.carrier_name(carrier)
-            return [
-                TimelineEvent(
-                    time=e.time_raw,
-                    at=e.time,
-                    location=e.place or None,
-                    description=e.description,
-                    carrier=carrier,
-                    carrier_name=name,
-                    leg=n,
-                )
-                for e in events
-            ]
-
-        first = leg(info.first_carrier_events, info.first_carrier or None, 1)
-        second = leg(info.second_carrier_events, info.second_carrier or None, 2)
-        # Each leg is in the carrier's own order (newest first); the last-mile leg is newer.
-        return second + first
+    @staticmethod
+    def _history_row(values: Any) -> HistoryRow:
+        return history_row(notification_record(values))
 
     def _filter(self, query: ShipmentQuery) -> queries.ShipmentFilter:
         if query.sort not in queries.SORT_KEYS:
@@ -670,19 +469,16 @@ class Service:
                 queries.HistoryFilter(number=record.number),
                 limit=200,
             )
-        info = record.info
-        return ShipmentDetail(
-            shipment=self._record_row(record),
+        return shipment_detail(
+            _slim_of(record),
             final_carrier=record.final_carrier,
-            final_carrier_name=self.carrier_name(record.final_carrier),
             extra_param=record.extra_param,
             buyer_name=record.buyer_name,
-            registered_at=record.registered_at,
             stopped_at=record.stopped_at,
             last_push_at=record.last_push_at,
-            events=self._timeline(info),
-            notifications=[self._history_row(r) for r in rows],
-            raw_status_code=int(record.status),
+            info=record.info,
+            notifications=[notification_record(r) for r in rows],
+            carrier_name=self.carrier_name,
         )
 
     async def find_shipment(self, text: str) -> ShipmentDetail:
@@ -733,7 +529,7 @@ class Service:
         row = await self._engine.store.get_notification(notification_id)
         if row is None:
             raise NotFoundError(f"no notification with id {notification_id}")
-        return self._record_history(row)
+        return history_row(row)
 
     async def audit(
         self,
@@ -809,7 +605,7 @@ class Service:
         )
         by_route = sorted(
             (
-                stat(f"{self._country(o) or '?'} -> {self._country(d) or '?'}", s)
+                stat(f"{_country(o) or '?'} -> {_country(d) or '?'}", s)
                 for (o, d), s in figures.by_route.items()
             ),
             key=lambda x: -x.delivered,
@@ -1018,7 +814,7 @@ class Service:
             raise InvalidInputError(str(exc)) from None
         outcome = "ok" if row.send_status == "sent" else "failed"
         await self.record(actor, "resend", target, outcome, f"new row {row.id}")
-        return self._record_history(row)
+        return history_row(row)
 
     async def send_report(self, kind: str, *, actor: Actor) -> list[HistoryRow]:
         """Queue and send the weekly or monthly report, or the full export."""
@@ -1029,7 +825,7 @@ class Service:
             raise InvalidInputError(str(exc)) from None
         ok = all(r.send_status == "sent" for r in rows)
         await self.record(actor, "report", kind, "ok" if ok else "failed", f"{len(rows)} rows")
-        return [self._record_history(r) for r in rows]
+        return [history_row(r) for r in rows]
 
     async def report_text(self, kind: str) -> tuple[str, str]:
         """The report's subject and body as of now, without sending it."""
@@ -1277,6 +1073,20 @@ def _changes_of(batch: queries.ChangeBatch) -> list[Change]:
         found.append((seq, Change("audit", target, seq=seq)))
     found.sort(key=lambda item: item[0])
     return [change for _, change in found]
+
+
+def _slim_of(r: ShipmentRecord) -> queries.SlimShipment:
+    """The slim row of a stored shipment (which has every field of it)."""
+    values = {
+        f.name: getattr(r, f.name)
+        for f in dataclasses.fields(queries.SlimShipment)
+        if f.name != "status_code"
+    }
+    return queries.SlimShipment(status_code=int(r.status), **values)
+
+
+def _country(code: int | None) -> str | None:
+    return (carrier_list.country_iso(code) or None) if code else None
 
 
 def _carrier_codes_matching(text: str) -> list[int]:

@@ -52,6 +52,17 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.util import greenlet_spawn
 from trackops.core.errors import TrackopsError
 from trackops.core.outbox import NEWS_AUDIENCES, NewsKey, ReportKey
+from trackops.core.records import (
+    SCHEMA_VERSION,
+    STATUS_BY_CODE,
+    NotificationRecord,
+    history_json,
+    notification_record,
+    shipment_json,
+)
+from trackops.core.records import iso as _iso
+from trackops.core.records import optional_status as _status
+from trackops.core.redact import mask_url
 from trackops.core.rules import NotificationIntent
 from trackops.core.status import EventKey, StoredState, Transition, event_count
 from trackops.core.wire import PackageStatus, TrackInfo, decode_track_info, encode
@@ -150,25 +161,11 @@ def _naive(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-_STATUS_BY_CODE: Final = {int(status): status for status in PackageStatus}
-
-
-def _status(value: int | None) -> PackageStatus | None:
-    if value is None:
-        return None
-    status = _STATUS_BY_CODE.get(value)
-    return status if status is not None else PackageStatus(value)  # an undocumented code
-
-
 def _stored_key(raw: str | None, description: str | None) -> EventKey | None:
     """The stored latest event's identity, as ``status.event_key`` gives it."""
     if not (raw or description):
         return None
     return (raw or None, description or None)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="seconds") + "Z"
 
 
 # --------------------------------------------------------------------------- values that fit
@@ -204,15 +201,6 @@ def _fit_text(value: str | None) -> str | None:
 
 
 # --------------------------------------------------------------------------- URLs
-
-_SECRET_QUERY_RE = re.compile(r"(?i)((?:password|passwd|pwd|secret|token|key)=)[^&]*")
-_USERINFO_RE = re.compile(r"(//[^/:@]*:)[^@/]*@")
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (and secret-looking query values) replaced by ``***``."""
-    masked = _USERINFO_RE.sub(r"\1***@", url)
-    return _SECRET_QUERY_RE.sub(r"\1***", masked)
 
 
 def normalize_url(url: str) -> URL:
@@ -749,8 +737,10 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 """Every schema step, in order. Append only: a released step never changes."""
 
-SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
-"""The schema version this trackops writes."""
+# The schema version this trackops writes is records.SCHEMA_VERSION (the quick reader, which
+# loads no SQLAlchemy, checks a store against it): the last migration's.
+if MIGRATIONS[-1][0] != SCHEMA_VERSION:
+    raise RuntimeError(f"records.SCHEMA_VERSION {SCHEMA_VERSION} is not {MIGRATIONS[-1][0]}")
 
 assert [m[0] for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "versions 1, 2, ..."
 
@@ -828,49 +818,6 @@ class ShipmentRecord:
         )
 
 
-def shipment_json(
-    row: Any, carrier_name: str, *, order: str | None, event_time: str | None
-) -> dict[str, Any]:
-    """The contract's shipment JSON object, from a stored shipment or the service's row (both
-    carry the shipment's fields; the two name the order and the event time differently)."""
-    return {
-        "number": row.number,
-        "carrier": row.carrier,
-        "carrier_name": carrier_name,
-        "status": row.status.slug,
-        "status_code": int(row.status),
-        "tracking": "active" if row.active else "stopped",
-        "latest_event": {
-            "time": event_time,
-            "location": row.latest_event_location,
-            "description": row.latest_event_description,
-        },
-        "order": order,
-        "email": row.email,
-        "tag": row.tag,
-        "unknown_since": _iso(row.unknown_since),
-    }
-
-
-def history_json(row: Any, *, order: str | None) -> dict[str, Any]:
-    """The contract's history row JSON object, from a stored row or the service's row."""
-    return {
-        "id": row.id,
-        "created_at": _iso(row.created_at),
-        "number": row.number,
-        "order": order,
-        "recipient": row.recipient,
-        "channel": row.channel,
-        "audience": row.audience,
-        "condition": row.condition,
-        "condition_kind": row.condition_kind,
-        "from_status": row.from_status.slug if row.from_status is not None else None,
-        "to_status": row.to_status.slug if row.to_status is not None else None,
-        "send_status": row.send_status,
-        "reason": row.reason,
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class ShipmentState:
     """A stored shipment as deciding an update needs it (``Store.get_states``)."""
@@ -881,39 +828,6 @@ class ShipmentState:
     order_number: str | None
     email: str | None
     state: StoredState
-
-
-@dataclass(frozen=True)
-class NotificationRecord:
-    """One row of the notification history (and outbox while ``send_status`` is pending)."""
-
-    id: int
-    created_at: datetime
-    number: str | None
-    order_number: str | None
-    audience: str
-    channel: str
-    recipient: str
-    condition: str
-    condition_kind: str
-    from_status: PackageStatus | None
-    to_status: PackageStatus | None
-    send_status: str
-    reason: str | None
-    attempts: int
-    sent_at: datetime | None
-    next_attempt_at: datetime | None
-    resend_of: int | None
-    subject: str | None = None
-    body: str | None = None
-    event_time: str | None = None
-    event_location: str | None = None
-    event_description: str | None = None
-    period: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The contract's history row JSON object."""
-        return history_json(self, order=self.order_number)
 
 
 @dataclass(frozen=True)
@@ -1042,35 +956,6 @@ def _shipment(row: sa.Row[Any]) -> ShipmentRecord:
     values["active"] = bool(values["active"])
     values["synced"] = bool(values["synced"])
     return ShipmentRecord(**{_SHIPMENT_FIELDS.get(k, k): v for k, v in values.items()})
-
-
-def notification_record(values: Mapping[Any, Any]) -> NotificationRecord:
-    # Mapping[Any, Any]: a row's RowMapping (keys may be columns too) or a plain dict
-    return NotificationRecord(
-        id=values["id"],
-        created_at=values["created_at"],
-        number=values["number"],
-        order_number=values["order_number"],
-        audience=values["audience"],
-        channel=values["channel"],
-        recipient=values["recipient"],
-        condition=values["condition"],
-        condition_kind=values["condition_kind"],
-        from_status=_status(values["from_status"]),
-        to_status=_status(values["to_status"]),
-        send_status=values["send_status"],
-        reason=values["reason"],
-        attempts=values["attempts"],
-        sent_at=values["sent_at"],
-        next_attempt_at=values["next_attempt_at"],
-        resend_of=values["resend_of"],
-        subject=values.get("subject"),
-        body=values.get("body"),
-        event_time=values.get("event_time"),
-        event_location=values.get("event_location"),
-        event_description=values.get("event_description"),
-        period=values.get("period"),
-    )
 
 
 def _inbox_row(row: sa.Row[Any]) -> InboxRow:
@@ -1654,7 +1539,7 @@ class Store:
                         order_number=order,
                         email=email,
                         state=StoredState(
-                            package_status=_STATUS_BY_CODE.get(status) or PackageStatus(status),
+                            package_status=STATUS_BY_CODE.get(status) or PackageStatus(status),
                             latest_event_time=when,
                             hash=hash_,
                             synced=bool(synced),

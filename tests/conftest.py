@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
+from factories import SKIP_POSTGRES, StoreTarget, postgres_url
 from plugin_helpers import (
     EXAMPLE,
     LATE_EXAMPLE,
@@ -22,8 +24,6 @@ from plugin_helpers import (
     free_port,
     installed_into,
 )
-
-POSTGRES_URL_ENV = "TRACKOPS_TEST_POSTGRES_URL"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,9 +40,29 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-def postgres_url() -> str | None:
-    """The PostgreSQL URL for store tests, or None (those tests then skip, saying why)."""
-    return os.environ.get(POSTGRES_URL_ENV) or None
+# --------------------------------------------------------------------------- stores
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreTarget]:
+    """A fresh, empty database: ``tmp_path / "trackops.db"``, or a new PostgreSQL schema
+    (skipped, saying why, when ``TRACKOPS_TEST_POSTGRES_URL`` is not set)."""
+    if request.param == "sqlite":
+        yield StoreTarget("sqlite", f"sqlite:///{tmp_path / 'trackops.db'}", {})
+        return
+    url = postgres_url()
+    if not url:
+        pytest.skip(SKIP_POSTGRES)
+    import asyncpg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        yield StoreTarget("postgresql", url, {"server_settings": {"search_path": schema}})
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
 
 
 @pytest.fixture(autouse=True)

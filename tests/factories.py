@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import socket
 import zlib
 from datetime import datetime, timedelta
@@ -19,6 +21,7 @@ from trackops.core.config import (
     StoreSettings,
     WebhookSettings,
 )
+from trackops.core.store import Store
 from trackops.core.wire import (
     Event,
     PackageStatus,
@@ -144,3 +147,30 @@ def api_reference() -> Path | None:
         if path.exists():
             return path
     return None
+
+
+@dataclasses.dataclass
+class StoreTarget:
+    """Where a test's store lives: a URL plus driver arguments (the PostgreSQL schema)."""
+
+    backend: str
+    url: str
+    connect_args: dict[str, Any]
+
+    async def open(self, busy_timeout: float = 30.0, **server_settings: Any) -> Store:
+        """The store, opened as usual; ``server_settings`` are PostgreSQL's, for this open."""
+        args = dict(self.connect_args)
+        if server_settings:
+            args["server_settings"] = {**args.get("server_settings", {}), **server_settings}
+        return await Store.open(self.url, connect_args=args, busy_timeout=busy_timeout)
+
+
+POSTGRES_URL_ENV = "TRACKOPS_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str | None:
+    """The PostgreSQL URL for store tests, or None (those tests then skip, saying why)."""
+    return os.environ.get(POSTGRES_URL_ENV) or None
+
+
+SKIP_POSTGRES = f"set {POSTGRES_URL_ENV} to run the store tests on PostgreSQL"

@@ -432,9 +432,10 @@ def test_register_then_status_and_list_as_json(config: Path) -> None:
 
 
 def test_reading_commands_import_only_what_they_use(config: Path) -> None:
-    """``status``, ``list`` and ``history`` read a SQLite store without the asyncio extension
-    of SQLAlchemy (which loads its ORM), aiosqlite, aiohttp, the plugins or Rich: most of what
-    a one-shot command would otherwise spend its time importing."""
+    """``status`` and ``list`` read the store through its own driver (the quick reader): no
+    SQLAlchemy at all. ``history`` and a text search read through the service without the
+    asyncio extension of SQLAlchemy (which loads its ORM). None loads aiosqlite, aiohttp, the
+    plugins or Rich: most of what a one-shot command would otherwise spend its time importing."""
     number = "RA000000003CN"
     assert trackops_process("register", number, "--order", "ORD-9", config=config).code == 0
     script = (
@@ -442,22 +443,26 @@ def test_reading_commands_import_only_what_they_use(config: Path) -> None:
         "from trackops.core import cli\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out):\n"
-        f"    codes = [cli.main(['--config', {str(config)!r}, *a.split()]) for a in sys.argv[1:]]\n"
-        "heavy = ('sqlalchemy.orm', 'sqlalchemy.ext.asyncio', 'aiosqlite', 'aiohttp', 'pluggy',"
-        " 'rich')\n"
+        f"    codes = [cli.main(['--config', {str(config)!r}, *a.split()]) for a in sys.argv[2:]]\n"
+        "heavy = sys.argv[1].split(',')\n"
         "print(codes, sorted(m for m in heavy if m in sys.modules))\n"
         "print(out.getvalue())\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, f"status {number}", "list --json", "history --json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    first, *printed = result.stdout.splitlines()
-    assert first == "[0, 0, 0] []"
-    assert number in "\n".join(printed) and "ORD-9" in "\n".join(printed)
+    heavy = "sqlalchemy.orm,sqlalchemy.ext.asyncio,aiosqlite,aiohttp,pluggy,rich"
+    for commands, unwanted in (
+        ([f"status {number}", "list --json", "list --status 0 --json"], "sqlalchemy," + heavy),
+        (["history --json", "list --search ORD-9 --json"], heavy),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", script, unwanted, *commands],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        first, *printed = result.stdout.splitlines()
+        assert first == f"{[0] * len(commands)} []"
+        assert number in "\n".join(printed) and "ORD-9" in "\n".join(printed)
 
 
 def test_register_file_with_one_number_per_line(config: Path, tmp_path: Path) -> None:

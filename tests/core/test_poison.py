@@ -21,10 +21,8 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -35,7 +33,7 @@ import aiohttp
 import msgspec
 import pytest
 from aiohttp import web
-from factories import BASE, KEY, days, make_info, push_body, settings_for
+from factories import BASE, KEY, StoreTarget, days, make_info, push_body, settings_for
 from trackops.core.channels import RecordingChannel
 from trackops.core.config import Settings
 from trackops.core.engine import Engine
@@ -45,42 +43,6 @@ from trackops.core.store import NewShipment, Store
 from trackops.core.text import has_unsafe
 from trackops.core.webhook import create_app, runner_options
 from trackops.core.wire import PackageStatus, push_signature
-
-POSTGRES_URL_ENV = "TRACKOPS_TEST_POSTGRES_URL"
-
-
-@dataclasses.dataclass
-class Target:
-    backend: str
-    url: str
-    connect_args: dict[str, Any]
-
-    async def open(self, busy_timeout: float = 30.0, **extra: Any) -> Store:
-        args = dict(self.connect_args)
-        if extra:
-            args["server_settings"] = {**args.get("server_settings", {}), **extra}
-        return await Store.open(self.url, connect_args=args, busy_timeout=busy_timeout)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
-    """A fresh database: a SQLite file in tmp_path, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield Target("sqlite", f"sqlite:///{tmp_path / 'trackops.db'}", {})
-        return
-    url = os.environ.get(POSTGRES_URL_ENV)
-    if not url:
-        pytest.skip(f"set {POSTGRES_URL_ENV} to run these tests on PostgreSQL")
-    import asyncpg
-
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        yield Target("postgresql", url, {"server_settings": {"search_path": schema}})
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
 
 
 class Clock:
@@ -122,7 +84,7 @@ class Listener:
 
 @asynccontextmanager
 async def listening(
-    target: Target,
+    target: StoreTarget,
     tmp_path: Path,
     *,
     plugins: PluginHost | None = None,
@@ -206,7 +168,7 @@ CLEAN = "RR123456789CN"
     ],
 )
 async def test_a_number_too_large_for_its_column_is_kept_raw_and_blocks_nothing(
-    target: Target, tmp_path: Path, field: str, value: int, column: str
+    target: StoreTarget, tmp_path: Path, field: str, value: int, column: str
 ) -> None:
     async with listening(target, tmp_path) as lst:
         assert await lst.post(signed("RR000000001CN", track(**{field: value}))) == 200
@@ -223,7 +185,7 @@ async def test_a_number_too_large_for_its_column_is_kept_raw_and_blocks_nothing(
 
 
 async def test_a_repeat_of_a_push_whose_hash_does_not_fit_notifies_once(
-    target: Target, tmp_path: Path
+    target: StoreTarget, tmp_path: Path
 ) -> None:
     async with listening(target, tmp_path) as lst:
         body = signed("RR000000001CN", track(hs=2**64 + 5))
@@ -236,7 +198,7 @@ async def test_a_repeat_of_a_push_whose_hash_does_not_fit_notifies_once(
 
 
 async def test_nul_in_pushed_text_is_replaced_in_columns_and_exact_in_json(
-    target: Target, tmp_path: Path
+    target: StoreTarget, tmp_path: Path
 ) -> None:
     async with listening(target, tmp_path) as lst:
         z0 = {"z": "Sorted\u0000 at hub", "c": "Shen\u0000zhen"}
@@ -256,7 +218,7 @@ async def test_nul_in_pushed_text_is_replaced_in_columns_and_exact_in_json(
 
 @pytest.mark.parametrize("raw", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 async def test_an_event_time_outside_the_calendar_is_kept_raw(
-    target: Target, tmp_path: Path, raw: str
+    target: StoreTarget, tmp_path: Path, raw: str
 ) -> None:
     async with listening(target, tmp_path) as lst:
         body = signed("RR000000001CN", track(z0={"a": raw}, ylt1=raw))
@@ -270,7 +232,7 @@ async def test_an_event_time_outside_the_calendar_is_kept_raw(
 
 
 async def test_a_tracking_number_with_nul_is_quarantined_at_once(
-    target: Target, tmp_path: Path
+    target: StoreTarget, tmp_path: Path
 ) -> None:
     async with listening(target, tmp_path) as lst:
         assert await lst.post(signed("RR0000\u000001CN", track())) == 200
@@ -282,7 +244,7 @@ async def test_a_tracking_number_with_nul_is_quarantined_at_once(
 
 
 async def test_a_status_code_no_column_can_hold_is_quarantined_at_once(
-    target: Target, tmp_path: Path
+    target: StoreTarget, tmp_path: Path
 ) -> None:
     async with listening(target, tmp_path) as lst:
         assert await lst.post(signed("RR000000001CN", track(e=2**63))) == 200
@@ -334,7 +296,7 @@ async def cure(store: Store) -> None:
 
 
 async def test_one_failing_row_is_retried_with_backoff_then_quarantined_and_replayable(
-    target: Target, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    target: StoreTarget, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with listening(target, tmp_path) as lst:
         engine = lst.engine
@@ -375,7 +337,7 @@ async def test_one_failing_row_is_retried_with_backoff_then_quarantined_and_repl
         assert (await lst.health())[0] == 200
 
 
-async def test_a_store_fault_charges_no_row(target: Target, tmp_path: Path) -> None:
+async def test_a_store_fault_charges_no_row(target: StoreTarget, tmp_path: Path) -> None:
     if target.backend != "sqlite":
         pytest.skip("the fault is a second SQLite connection holding the write lock")
     import sqlite3
@@ -401,7 +363,7 @@ async def test_a_store_fault_charges_no_row(target: Target, tmp_path: Path) -> N
 # --------------------------------------------------------------------------- health
 
 
-async def test_healthz_reports_a_stalled_inbox(target: Target, tmp_path: Path) -> None:
+async def test_healthz_reports_a_stalled_inbox(target: StoreTarget, tmp_path: Path) -> None:
     async with listening(target, tmp_path, stall_seconds=300) as lst:
         assert (await lst.health())[0] == 200
         assert await lst.post(push_body(CLEAN, make_info(10))) == 200
@@ -416,7 +378,7 @@ async def test_healthz_reports_a_stalled_inbox(target: Target, tmp_path: Path) -
 
 
 async def test_healthz_reports_a_store_that_cannot_be_written(
-    target: Target, tmp_path: Path
+    target: StoreTarget, tmp_path: Path
 ) -> None:
     async with listening(target, tmp_path) as lst:  # creates the schema
         assert (await lst.health())[0] == 200
@@ -448,7 +410,7 @@ db.execute("ROLLBACK")
 
 
 async def test_another_process_holding_the_write_lock_gets_a_prompt_503(
-    target: Target, tmp_path: Path
+    target: StoreTarget, tmp_path: Path
 ) -> None:
     if target.backend != "sqlite":
         pytest.skip("SQLite's database-wide write lock")
@@ -483,7 +445,7 @@ async def test_another_process_holding_the_write_lock_gets_a_prompt_503(
 
 
 async def test_pushed_control_and_bidi_characters_never_reach_a_channel(
-    target: Target, tmp_path: Path
+    target: StoreTarget, tmp_path: Path
 ) -> None:
     async with listening(target, tmp_path) as lst:
         await lst.engine.store.add_shipments(
@@ -505,7 +467,7 @@ async def test_pushed_control_and_bidi_characters_never_reach_a_channel(
         assert record is not None and record.latest_event_description == z0["z"]
 
 
-async def test_healthz_reports_a_full_disk(target: Target, tmp_path: Path) -> None:
+async def test_healthz_reports_a_full_disk(target: StoreTarget, tmp_path: Path) -> None:
     """SQLite's own "database or disk is full" (SQLITE_FULL), from a size cap on the file."""
     if target.backend != "sqlite":
         pytest.skip("the cap is SQLite's max_page_count")

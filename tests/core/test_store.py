@@ -9,11 +9,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +18,7 @@ from typing import Any, Literal
 
 import pytest
 import sqlalchemy as sa
-from factories import event_hash
+from factories import StoreTarget, event_hash
 from sqlalchemy.ext.asyncio import create_async_engine
 from trackops.core import queries
 from trackops.core import store as store_mod
@@ -44,49 +41,13 @@ from trackops.core.wire import Event, PackageStatus, TrackInfo
 P = PackageStatus
 NOW = datetime(2024, 5, 1, 12, 0, 0)
 DAY_START = datetime(2024, 5, 1, 0, 0, 0)
-POSTGRES_URL_ENV = "TRACKOPS_TEST_POSTGRES_URL"
-SKIP_POSTGRES = "set TRACKOPS_TEST_POSTGRES_URL to run the store tests on PostgreSQL"
 
 
 # --------------------------------------------------------------------------- fixtures
 
 
-@dataclass
-class Target:
-    """Where a test's store lives: a URL plus driver arguments (the PostgreSQL schema)."""
-
-    backend: str
-    url: str
-    connect_args: dict[str, Any]
-
-    async def open(self) -> Store:
-        return await Store.open(self.url, connect_args=self.connect_args)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
-    """A fresh, empty database: a SQLite file in tmp_path, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield Target("sqlite", f"sqlite:///{tmp_path / 'db' / 'trackops.db'}", {})
-        return
-    url = os.environ.get(POSTGRES_URL_ENV)
-    if not url:
-        pytest.skip(SKIP_POSTGRES)
-    import asyncpg
-
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        yield Target("postgresql", url, {"server_settings": {"search_path": schema}})
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
-
-
 @pytest.fixture
-async def store(target: Target) -> AsyncIterator[Store]:
+async def store(target: StoreTarget) -> AsyncIterator[Store]:
     """An open store on a fresh database."""
     opened = await target.open()
     try:
@@ -189,7 +150,7 @@ async def apply(store: Store, updates: list[ShipmentUpdate], **kwargs: Any):
     return await store.apply_updates(updates, **options)
 
 
-async def raw(target: Target, sql: str, **params: Any) -> list[Any]:
+async def raw(target: StoreTarget, sql: str, **params: Any) -> list[Any]:
     """Run SQL on the test database outside the store (to inspect or to prepare)."""
     engine = create_async_engine(normalize_url(target.url), connect_args=target.connect_args)
     try:
@@ -260,7 +221,7 @@ async def test_sqlite_file_that_cannot_be_created_is_a_store_error(tmp_path: Pat
 # --------------------------------------------------------------------------- schema
 
 
-async def test_open_creates_the_schema_and_records_its_version(target: Target) -> None:
+async def test_open_creates_the_schema_and_records_its_version(target: StoreTarget) -> None:
     store = await target.open()
     try:
         assert await store.schema_version() == SCHEMA_VERSION
@@ -271,7 +232,9 @@ async def test_open_creates_the_schema_and_records_its_version(target: Target) -
     assert [r[0] for r in rows] == [m[0] for m in store_mod.MIGRATIONS]
 
 
-async def test_migrated_schema_matches_the_table_definitions(store: Store, target: Target) -> None:
+async def test_migrated_schema_matches_the_table_definitions(
+    store: Store, target: StoreTarget
+) -> None:
     """The migrations and the ``Table`` objects the queries use describe the same columns."""
 
     def columns(conn: sa.Connection) -> dict[str, set[str]]:
@@ -305,7 +268,7 @@ async def test_migrated_schema_matches_the_table_definitions(store: Store, targe
     } <= found_indexes
 
 
-async def test_reopening_is_idempotent_and_keeps_data(target: Target) -> None:
+async def test_reopening_is_idempotent_and_keeps_data(target: StoreTarget) -> None:
     first = await target.open()
     await first.add_shipments([NewShipment("RR123456789CN", order_number="A-1")])
     await first.close()
@@ -320,7 +283,7 @@ async def test_reopening_is_idempotent_and_keeps_data(target: Target) -> None:
     assert rows[0][0] == len(store_mod.MIGRATIONS)
 
 
-async def _version_1_store(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+async def _version_1_store(target: StoreTarget, monkeypatch: pytest.MonkeyPatch) -> None:
     """A store as trackops made it at schema version 1."""
     with monkeypatch.context() as patch:
         patch.setattr(store_mod, "MIGRATIONS", store_mod.MIGRATIONS[:1])
@@ -331,7 +294,7 @@ async def _version_1_store(target: Target, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 async def test_a_version_1_database_is_upgraded(
-    target: Target, monkeypatch: pytest.MonkeyPatch
+    target: StoreTarget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _version_1_store(target, monkeypatch)
     await raw(
@@ -362,7 +325,7 @@ async def test_a_version_1_database_is_upgraded(
 
 
 async def test_the_superseded_step_keeps_every_notification_and_its_links(
-    target: Target, monkeypatch: pytest.MonkeyPatch
+    target: StoreTarget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Schema 8 rebuilds the SQLite table to widen its CHECK: rows, ids, the resend link and
     the indexes survive; ``superseded`` is accepted and a made-up status is still refused."""
@@ -412,7 +375,7 @@ async def test_the_superseded_step_keeps_every_notification_and_its_links(
     assert {"ix_notifications_due", "ix_notifications_number"} <= {n for (n,) in names}
 
 
-async def test_a_newer_schema_is_refused(target: Target) -> None:
+async def test_a_newer_schema_is_refused(target: StoreTarget) -> None:
     store = await target.open()
     await store.close()
     await raw(
@@ -424,7 +387,7 @@ async def test_a_newer_schema_is_refused(target: Target) -> None:
         await target.open()
 
 
-async def test_two_processes_opening_at_once_both_succeed(target: Target) -> None:
+async def test_two_processes_opening_at_once_both_succeed(target: StoreTarget) -> None:
     stores = await asyncio.gather(target.open(), target.open(), target.open())
     try:
         for store in stores:
@@ -436,7 +399,9 @@ async def test_two_processes_opening_at_once_both_succeed(target: Target) -> Non
     assert rows[0][0] == len(store_mod.MIGRATIONS)
 
 
-async def test_a_store_opened_for_reading_reads_alike_and_writes_nothing(target: Target) -> None:
+async def test_a_store_opened_for_reading_reads_alike_and_writes_nothing(
+    target: StoreTarget,
+) -> None:
     """``read_only`` (``trackops list``, ``status``): SQLAlchemy's plain engine, no asyncio
     extension; the same answers, and a write is refused with a clear message."""
     writer = await target.open()
@@ -462,7 +427,7 @@ async def test_a_store_opened_for_reading_reads_alike_and_writes_nothing(target:
 
 
 async def test_reading_an_older_store_upgrades_it_first(
-    target: Target, monkeypatch: pytest.MonkeyPatch
+    target: StoreTarget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _version_1_store(target, monkeypatch)
     store = await Store.open(target.url, connect_args=target.connect_args, read_only=True)
@@ -578,7 +543,7 @@ async def test_list_shipments_order_filters_and_paging(store: Store) -> None:
 
 
 async def test_the_export_writes_what_is_stored_alike_in_either_database(
-    target: Target,
+    target: StoreTarget,
 ) -> None:
     """Outside text with commas, quotes and line breaks survives, an unknown status code is
     named, a time without a fraction has none (as ``isoformat``), on SQLite (the driver's own
@@ -864,7 +829,7 @@ async def test_seller_daily_limit_within_one_call(store: Store) -> None:
     assert [r.send_status for r in rows] == ["pending", "pending"] + ["suppressed"] * 3
 
 
-async def test_seller_daily_limit_holds_across_processes(target: Target) -> None:
+async def test_seller_daily_limit_holds_across_processes(target: StoreTarget) -> None:
     """Two stores on one database (as two ``trackops serve`` processes) share the limit."""
     first, second = await target.open(), await target.open()
     try:
@@ -1101,7 +1066,7 @@ async def test_claim_due_leases_a_row_until_the_lease_ends(store: Store) -> None
     assert [r.condition for r in final] == ["seller", "late parcels"]  # not the sent row
 
 
-async def test_concurrent_dispatchers_claim_every_row_exactly_once(target: Target) -> None:
+async def test_concurrent_dispatchers_claim_every_row_exactly_once(target: StoreTarget) -> None:
     """Three stores on one database (three ``trackops serve`` processes), two dispatch loops
     each, claim 300 due rows in small batches at once: each row goes to exactly one loop."""
     stores = [await target.open() for _ in range(3)]
