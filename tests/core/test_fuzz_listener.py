@@ -20,8 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from factories import KEY, make_info, push_body
-from test_poison import Target, listening, target, track  # noqa: F401 - target is a fixture
+from factories import KEY, StoreTarget, make_info, push_body
+from test_poison import listening, track
 from trackops.core.wire import PackageStatus, push_signature
 
 SEED = int(os.environ.get("TRACKOPS_FUZZ_SEED", "12"))
@@ -119,7 +119,7 @@ def _body(rng: random.Random) -> tuple[bytes, dict[str, str], str]:
     return body, headers, kind
 
 
-async def test_fuzz_the_listener(target: Target, tmp_path: Path) -> None:  # noqa: F811
+async def test_fuzz_the_listener(target: StoreTarget, tmp_path: Path) -> None:
     rng = random.Random(SEED)
     statuses: Counter[int] = Counter()
     kinds: Counter[str] = Counter()

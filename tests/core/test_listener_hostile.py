@@ -12,15 +12,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from factories import KEY, make_info, push_body
-from test_poison import Listener, Target, listening
+from factories import KEY, StoreTarget, make_info, push_body
+from test_poison import Listener, listening
 from trackops.core import webhook
 from trackops.core.wire import push_signature
 
 
 @pytest.fixture
 async def lst(tmp_path: Path) -> AsyncIterator[Listener]:
-    target = Target("sqlite", f"sqlite:///{tmp_path / 'trackops.db'}", {})
+    target = StoreTarget("sqlite", f"sqlite:///{tmp_path / 'trackops.db'}", {})
     async with listening(target, tmp_path, header_timeout=1.0, body_timeout=1.0) as listener:
         yield listener
 

@@ -1177,3 +1177,48 @@ async def test_inbox_writers_at_once_get_distinct_ids(store: Store) -> None:
     bodies = {r.id: r.body for r in await store.inbox_pending(limit=200)}
     for batch, ids in zip(batches, results, strict=True):
         assert [bodies[i] for i in ids] == [body for body, _ in batch]
+
+
+async def test_a_common_text_pages_without_listing_its_matches_first(target: StoreTarget) -> None:
+    """A text in most rows: the page is the first matches in the sort's order. On PostgreSQL
+    the planner's estimate says it is common, so its matches are not listed first (the probe,
+    which would read a thousand of them); a rare text is still probed and listed."""
+    store = await target.open()
+    try:
+        await store.add_shipments(
+            [
+                NewShipment(
+                    f"RS{i:09d}CN",
+                    email=f"buyer{i}@shop.example" if i % 10 else f"buyer{i}@other.example",
+                    order_number=f"SO-{i}",
+                    registered_at=NOW - timedelta(minutes=i),
+                )
+                for i in range(6000)
+            ]
+        )
+        if target.backend == "postgresql":
+            await raw(target, "ANALYZE shipments")
+        engine = getattr(store, "_engine", None)
+        statements: list[str] = []
+        if engine is not None:
+            sa.event.listen(
+                engine.sync_engine,
+                "before_cursor_execute",
+                lambda _c, _k, sql, *_a: statements.append(sql),
+            )
+        flt = queries.ShipmentFilter(search="shop.EXAMPLE", sort="number")
+        async with store.read() as conn:
+            page, next_cursor, _ = await queries.shipment_page(
+                conn, store.query_dialect, flt, limit=25
+            )
+            expected = [f"RS{i:09d}CN" for i in range(6000) if i % 10][:25]
+            assert [r.number for r in page] == expected and next_cursor is not None
+            probes = [s for s in statements if "LIKE" in s.upper() and "ORDER BY" not in s]
+            planned = [s for s in statements if s.startswith("EXPLAIN")]
+            if target.backend == "postgresql":
+                assert planned and not [s for s in probes if not s.startswith("EXPLAIN")]
+            rare = queries.ShipmentFilter(search="S00000599", sort="number")
+            page, _, _ = await queries.shipment_page(conn, store.query_dialect, rare, limit=25)
+            assert [r.number for r in page] == [f"RS00000599{d}CN" for d in range(10)]
+    finally:
+        await store.close()
