@@ -39,7 +39,9 @@ def parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> argparse.Argument
     """The parser a user's ``trackops`` builds, with the installed plugins' commands."""
     monkeypatch.chdir(tmp_path)  # no ./trackops.toml: every built-in plugin is loaded
     monkeypatch.delenv("TRACKOPS_CONFIG", raising=False)
-    return cli.build_parser(cli._plugin_commands(["--help"]))
+    plugins = cli._plugin_commands(["--help"])
+    assert plugins.refused is None
+    return cli.build_parser(plugins.commands)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
