@@ -1,142 +1,31 @@
 """The Slack bot's world: the sandbox (17TRACK), the listener as ``trackops serve`` builds it
 (``trackops.core.runtime``), and a local stand-in for Slack's cloud that records every call.
 
-``slack_world`` starts them all; ``SlackWorld.post`` sends a signed request to the listener's
-``/slack/events`` and measures the acknowledgement; every acknowledgement of a test is checked
-to be within Slack's 3 seconds when the test ends (and the figures are printed).
+``world_factory`` starts them all (``world``: with the default settings); ``SlackWorld.post``
+(tests/slack_world.py) sends a signed request to the listener's ``/slack/events`` and measures
+the acknowledgement; every acknowledgement of a test is checked to be within Slack's 3 seconds
+when the test ends (and the figures are printed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
-import time
-import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from factories import KEY, settings_for
-from slack_standin import (
-    BOT_TOKEN,
-    SIGNING_SECRET,
-    SlackStandIn,
-    button_payload,
-    form,
-    sign,
-    slash_body,
-)
+from slack_standin import SlackStandIn
+from slack_world import ACK_LIMIT, ACK_TIMES, START, Serve, SlackWorld, slack_settings
 from trackops.core.channels import RecordingChannel
-from trackops.core.config import ApiSettings, Secret, Settings, SlackBotSettings
+from trackops.core.config import ApiSettings, Secret
 from trackops.core.plugins import PluginHost
 from trackops.core.runtime import open_service, running
-from trackops.core.sandbox import SandboxConfig, SandboxState, running_sandbox
-from trackops.core.service import Service
-
-Serve = Callable[[web.Application], Awaitable[TestServer]]
-
-ADMIN = "U0ADMIN"
-USER = "U0USER"
-CHANNEL = "C0SHIPPING"
-ALERTS = "C0ALERTS"
-START = datetime(2026, 3, 2, 8, 0)
-ACK_LIMIT = 3.0
-ACK_TIMES: list[tuple[str, float]] = []
-"""Every acknowledgement measured in this session: (what, seconds)."""
-
-
-@dataclass
-class Answer:
-    """The listener's HTTP answer to one signed request, and how long it took."""
-
-    status: int
-    text: str
-    seconds: float
-
-    def json(self) -> dict[str, Any]:
-        import json
-
-        return json.loads(self.text) if self.text else {}
-
-
-@dataclass
-class SlackWorld:
-    """Everything a bot test touches."""
-
-    settings: Settings
-    service: Service
-    sandbox: SandboxState
-    slack: SlackStandIn
-    url: str
-    session: aiohttp.ClientSession
-    memory: RecordingChannel
-    acks: list[tuple[str, float]] = field(default_factory=list)
-
-    @property
-    def events_url(self) -> str:
-        return f"{self.url}/slack/events"
-
-    async def post(self, body: str, headers: dict[str, str], what: str) -> Answer:
-        """POST ``body`` to ``/slack/events``; the round trip is the acknowledgement time."""
-        started = time.perf_counter()
-        async with self.session.post(self.events_url, data=body, headers=headers) as response:
-            text = await response.text()
-        seconds = time.perf_counter() - started
-        self.acks.append((what, seconds))
-        return Answer(response.status, text, seconds)
-
-    async def command(
-        self, text: str, *, user: str = ADMIN, channel: str = CHANNEL
-    ) -> tuple[Answer, str]:
-        """``/track TEXT`` signed as Slack signs it; returns the ack and its response_url."""
-        hook = self.slack.hook_url()
-        body = slash_body(text, user=user, channel=channel, response_url=hook)
-        return await self.post(body, sign(body), f"/track {text}"), hook
-
-    async def reply(self, answer: Answer, hook: str) -> dict[str, Any]:
-        """The answer a person ends up reading: in the ack, or (work that took longer than
-        the bot's budget) the post to the response_url that follows it."""
-        body = answer.json()
-        if str(body.get("text", "")).endswith("I will answer here."):
-            return (await self.slack.wait_for_hook(hook)).body
-        return body
-
-    async def button(
-        self, action_id: str, value: str, *, user: str = ADMIN, channel: str = CHANNEL
-    ) -> tuple[Answer, str]:
-        """A signed button press; returns the ack and its response_url."""
-        hook = self.slack.hook_url()
-        payload = button_payload(action_id, value, user=user, channel=channel, response_url=hook)
-        body = form(payload)
-        return await self.post(body, sign(body), f"button {action_id}"), hook
-
-    async def audit(self, user: str) -> list[tuple[str, str, str]]:
-        """(action, target, outcome) recorded for ``slack:USER``, oldest first."""
-        page = await self.service.audit(actor=f"slack:{user}", limit=200)
-        return [(r.action, r.target, r.outcome) for r in reversed(page.items)]
-
-    def api_requests(self) -> int:
-        """How many requests reached the sandbox (17TRACK) so far."""
-        return len(self.sandbox.requests)
-
-
-def slack_settings(base: Settings, slack: SlackStandIn, **overrides: Any) -> Settings:
-    """``base`` with ``[slack]`` pointing at the stand-in (HTTP mode unless overridden)."""
-    values: dict[str, Any] = {
-        "signing_secret": Secret(SIGNING_SECRET),
-        "bot_token": Secret(BOT_TOKEN),
-        "app_token": Secret(""),
-        "admins": (ADMIN,),
-        "api_base_url": slack.api_url,
-    }
-    values.update(overrides)
-    return dataclasses.replace(base, slack=SlackBotSettings(**values))
+from trackops.core.sandbox import SandboxConfig, running_sandbox
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -162,7 +51,6 @@ async def slack_standin(serve: Serve) -> SlackStandIn:
 @pytest.fixture
 def world_factory(tmp_path: Path, slack_standin: SlackStandIn) -> Callable[..., Any]:
     """``async with world_factory(**slack_overrides) as world``: a running bot over the sandbox."""
-    import contextlib
 
     @contextlib.asynccontextmanager
     async def make(
@@ -250,7 +138,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         f"Slack acks: {len(seconds)} measured, median {seconds[len(seconds) // 2] * 1000:.1f} ms,"
         f" max {slowest[1] * 1000:.1f} ms ({slowest[0]})"
     )
-
-
-def unquote_form(body: str) -> dict[str, str]:
-    return dict(urllib.parse.parse_qsl(body))

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ADMIN, ALERTS, CHANNEL, USER, SlackWorld
 from slack_standin import APP_TOKEN, BOT_TOKEN, button_payload, slash_payload
+from slack_world import ADMIN, ALERTS, CHANNEL, USER, SlackWorld
 from trackops.bots.blocks import ACTION_HISTORY, ACTION_RETRACK, ACTION_STOP
 from trackops.core.config import Secret
 from trackops.core.sandbox import ScriptedEvent

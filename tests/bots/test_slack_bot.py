@@ -17,7 +17,6 @@ import urllib.parse
 from typing import Any
 
 import pytest
-from conftest import ADMIN, ALERTS, CHANNEL, USER, SlackWorld
 from factories import KEY
 from slack_standin import (
     APP_TOKEN,
@@ -29,6 +28,7 @@ from slack_standin import (
     slash_body,
     view_payload,
 )
+from slack_world import ADMIN, ALERTS, CHANNEL, USER, SlackWorld
 from trackops.bots.blocks import (
     ACTION_HISTORY,
     ACTION_MORE,

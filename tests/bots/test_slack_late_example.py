@@ -12,13 +12,9 @@ from typing import Any
 
 import pytest
 from factories import make_info
+from slack_world import ADMIN, USER, SlackWorld
 from trackops.core.service import RegisterRequest
 from trackops.core.wire import PackageStatus
-
-SlackWorld = Any  # tests/bots/conftest.py's SlackWorld (a `conftest` import depends on
-# collection order when several test folders run together)
-ADMIN = "U0ADMIN"  # in [slack] admins (tests/bots/conftest.py)
-USER = "U0USER"
 
 LATE = "RR100000001CN"
 ALSO_LATE = "LX200000002CN"

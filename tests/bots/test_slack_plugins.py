@@ -11,14 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from slack_world import ADMIN, USER, SlackWorld
 from trackops.core.errors import InvalidInputError
 from trackops.core.hookspecs import SlackButton, SlackCommand, SlackReply, hookimpl
 from trackops.core.service import RegisterRequest
-
-SlackWorld = Any  # tests/bots/conftest.py's SlackWorld (a `conftest` import depends on
-# collection order when several test folders run together)
-ADMIN = "U0ADMIN"  # in [slack] admins (tests/bots/conftest.py)
-USER = "U0USER"
 
 NUMBER = "RR123456785CN"
 

@@ -31,6 +31,7 @@ from slack_standin import (
     sign,
     slash_body,
 )
+from slack_world import ADMIN, ALERTS, CHANNEL, USER
 from trackops.core.channels import RecordingChannel
 from trackops.core.config import load_settings
 from trackops.core.runtime import open_service
@@ -39,10 +40,6 @@ from trackops.core.wire import PackageStatus as S
 
 pytestmark = pytest.mark.usefixtures("late_parcels_installed")
 
-ADMIN = "U0ADMIN"
-USER = "U0USER"
-CHANNEL = "C0SHIPPING"
-ALERTS = "C0ALERTS"
 NUMBER = "RR123456785CN"
 HOUR = 3600.0
 WAIT = 30.0
