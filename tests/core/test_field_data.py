@@ -173,11 +173,17 @@ async def test_a_status_change_with_the_same_event_and_hs_is_applied(listener: L
     assert len(listener.told()) == 2
 
 
-async def test_expired_without_a_new_event_moves_the_shipment(listener: Listener) -> None:
-    """Failed before (a duplicate): Expired (20) is set by 17TRACK with no new event."""
+@pytest.mark.parametrize("tracked_again", [True, False], ids=["later-ylt", "same-push-resent"])
+async def test_expired_without_a_new_event_moves_the_shipment(
+    listener: Listener, tracked_again: bool
+) -> None:
+    """Failed before (a duplicate): Expired (20) is set by 17TRACK with no new event. The
+    issue's case is the second: the very same push re-sent with only ``e`` 10 -> 20."""
     await listener.push(history_push(2))
     expired = history_push(2)
-    expired["track"].update(e=20, ylt1="2026-04-09 08:00:00", ylt2="2026-04-09 08:00:00")
+    expired["track"]["e"] = 20
+    if tracked_again:
+        expired["track"].update(ylt1="2026-04-09 08:00:00", ylt2="2026-04-09 08:00:00")
     await listener.push(expired)
     record = await listener.engine.store.get_shipment(NUMBER)
     assert record is not None and record.status is S.EXPIRED
