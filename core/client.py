@@ -39,7 +39,7 @@ import logging
 import random
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Generic, Self, TypeVar
@@ -79,6 +79,7 @@ __all__ = [
     "RETRYABLE_HTTP_STATUSES",
     "ApiAuthError",
     "ApiUnavailable",
+    "BatchDone",
     "BatchResult",
     "Progress",
     "RateLimiter",
@@ -177,6 +178,11 @@ class BatchResult(Generic[T]):
     accepted: list[T] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     requests: int = 0
+
+
+BatchDone = Callable[[int, BatchResult[Any]], Awaitable[object]]
+"""``on_batch(index, result)``: awaited once a batch is answered, with its index (batches are
+``MAX_BATCH`` items each, in the order given) and 17TRACK's answer to it alone."""
 
 
 # --------------------------------------------------------------------------- rate limiting
@@ -428,15 +434,20 @@ class TrackClient:
     # ------------------------------------------------------------------ endpoints
 
     async def register(
-        self, items: Sequence[RegisterItem | str], progress: Progress | None = None
+        self,
+        items: Sequence[RegisterItem | str],
+        progress: Progress | None = None,
+        on_batch: BatchDone | None = None,
     ) -> BatchResult[RegisterResult]:
         """``/register``: start tracking numbers (a bare string is a number with no options).
 
-        ``progress(done, total)`` is called after each batch.
+        ``progress(done, total)`` is called after each batch, and ``on_batch(index, result)``
+        awaited with that batch's answer (so a caller can keep each batch's numbers while the
+        rate limit holds the next ones back).
         """
         prepared = [_as_register(i) for i in items]
         return await self._batched(
-            "register", prepared, RegisterResult, _check_register, _key_carrier, progress
+            "register", prepared, RegisterResult, _check_register, _key_carrier, progress, on_batch
         )
 
     async def change_carrier(
@@ -550,6 +561,7 @@ class TrackClient:
         check: Callable[[Any], None],
         key: Callable[[Any], tuple[Any, ...]],
         progress: Progress | None,
+        on_batch: BatchDone | None = None,
     ) -> BatchResult[R]:
         """Validate, de-duplicate, send in concurrent batches of 40, merge per number."""
         to_send: list[Any] = []
@@ -577,6 +589,9 @@ class TrackClient:
             nonlocal done
             data, requests = await self._request(path, batch, result_type)
             answers[index] = (list(data.accepted), list(data.rejected), requests)
+            if on_batch is not None:
+                answer = BatchResult(list(data.accepted), list(data.rejected), requests)
+                await on_batch(index, answer)
             done += len(batch)
             if progress is not None:
                 await _call_progress(progress, done, total)

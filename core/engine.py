@@ -66,6 +66,7 @@ from trackops.core.wire import (
     NumberItem,
     PackageStatus,
     RegisterItem,
+    RegisterResult,
     Rejected,
     TrackApiError,
     TrackInfo,
@@ -563,62 +564,89 @@ class Engine:
                     extra_param=req.param or None,
                 )
             )
-        accepted: list[str] = []
+        # Each batch's numbers are stored as soon as 17TRACK answers it, while the rate limit
+        # holds the next batches back: the command ends soon after the last answer, and a
+        # batch that fails later costs none of the numbers already registered.
+        answered: dict[int, tuple[list[str], list[Rejected]]] = {}
+
+        async def keep(index: int, result: BatchResult[RegisterResult]) -> None:
+            answered[index] = await self._keep_registered(result, wanted, notes, params)
+
         if items:
             client = await self.client()
-            result = await client.register(items, progress=progress)
-            now = self.clock()
-            new_rows: list[NewShipment] = []
-            already: set[str] = set()  # 17TRACK answered -18019901 (already registered)
-            for item in result.accepted:
-                asked = wanted.get(item.number)
-                if asked is None:
-                    continue
-                new_rows.append(self._new_shipment(asked, item.carrier, now))
-                accepted.append(item.number)
-                if item.origin == 3:
-                    notes[item.number] = (
-                        f"carrier detected automatically as {self.carrier_name(item.carrier)}"
-                        " (may be wrong; use change-carrier)"
-                    )
-            for rej in result.rejected:
-                number = rej.number or ""
-                asked = wanted.get(number)
-                if rej.error.code == ALREADY_REGISTERED and asked is not None:
-                    new_rows.append(self._new_shipment(asked, asked.carrier, now))
-                    accepted.append(number)
-                    notes[number] = "already registered at 17TRACK; now tracked here too"
-                    already.add(number)
-                    continue
-                if asked is not None:
-                    hint = carrier_params.explain_error(rej.error.code, asked.carrier, params)
-                    if hint:
-                        rej = _rejected(number, rej.error.code, hint)
-                rejected.append(rej)
-            if new_rows:
-                inserted = set(await self.store.add_shipments(new_rows))
-                for row in new_rows:
-                    self._publish(Change("shipment", row.number, PackageStatus.NOT_FOUND))
-                # A number 17TRACK had forgotten (-18019902) and now took again: tracked again.
-                fresh = set(accepted) - inserted
-                if fresh:
-                    known = await self.store.get_shipments(sorted(fresh))
-                    for number, record in known.items():
-                        if record.unknown_since is not None:
-                            await self.store.update_shipment(
-                                number, active=True, stopped_at=None, unknown_since=None
-                            )
-                            notes[number] = "registered again at 17TRACK; tracked again"
-                            self._publish(Change("shipment", number, record.status))
-                        elif number in already and record.active:
-                            # Registered twice: it was tracked here before this command.
-                            notes[number] = "already registered at 17TRACK and tracked here"
-                        elif number in already:
-                            notes[number] = (
-                                "already registered and stopped here;"
-                                f" `trackops retrack {number}` tracks it again"
-                            )
+            await client.register(items, progress=progress, on_batch=keep)
+        accepted: list[str] = []
+        for index in sorted(answered):
+            batch_accepted, batch_rejected = answered[index]
+            accepted += batch_accepted
+            rejected += batch_rejected
         return CommandOutcome(accepted=accepted, rejected=rejected, notes=notes)
+
+    async def _keep_registered(
+        self,
+        result: BatchResult[RegisterResult],
+        wanted: Mapping[str, RegisterRequest],
+        notes: dict[str, str],
+        params: Any,
+    ) -> tuple[list[str], list[Rejected]]:
+        """Store the numbers 17TRACK accepted in one register batch (and those it already
+        tracked); the batch's accepted numbers and its rejections, explained."""
+        from trackops.plugins import carriers as carrier_params
+
+        now = self.clock()
+        accepted: list[str] = []
+        rejected: list[Rejected] = []
+        new_rows: list[NewShipment] = []
+        for item in result.accepted:
+            asked = wanted.get(item.number)
+            if asked is None:
+                continue
+            new_rows.append(self._new_shipment(asked, item.carrier, now))
+            accepted.append(item.number)
+            if item.origin == 3:
+                notes[item.number] = (
+                    f"carrier detected automatically as {self.carrier_name(item.carrier)}"
+                    " (may be wrong; use change-carrier)"
+                )
+        already: list[str] = []
+        for rej in result.rejected:
+            number = rej.number or ""
+            asked = wanted.get(number)
+            if rej.error.code == ALREADY_REGISTERED and asked is not None:
+                new_rows.append(self._new_shipment(asked, asked.carrier, now))
+                already.append(number)
+                notes[number] = "already registered at 17TRACK; now tracked here too"
+                continue
+            if asked is not None:
+                hint = carrier_params.explain_error(rej.error.code, asked.carrier, params)
+                if hint:
+                    rej = _rejected(number, rej.error.code, hint)
+            rejected.append(rej)
+        accepted += already
+        if new_rows:
+            inserted = set(await self.store.add_shipments(new_rows))
+            for row in new_rows:
+                self._publish(Change("shipment", row.number, PackageStatus.NOT_FOUND))
+            # A number 17TRACK had forgotten (-18019902) and now took again: tracked again.
+            fresh = set(accepted) - inserted
+            if fresh:
+                known = await self.store.get_shipments(sorted(fresh))
+                for number, record in known.items():
+                    if record.unknown_since is not None:
+                        await self.store.update_shipment(
+                            number, active=True, stopped_at=None, unknown_since=None
+                        )
+                        notes[number] = "registered again at 17TRACK; tracked again"
+                        self._publish(Change("shipment", number, record.status))
+                    elif number in already and record.active:
+                        # Registered twice: it was tracked here before this command.
+                        notes[number] = "already registered at 17TRACK and tracked here"
+                    elif number in already:
+                        notes[number] = (
+                            "already registered and stopped here;"
+                            f" `trackops retrack {number}` tracks it again"
+                        )
+        return accepted, rejected
 
     @staticmethod
     def _new_shipment(req: RegisterRequest, carrier: int | None, now: datetime) -> NewShipment:

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from factories import KEY, settings_for
 from trackops.core.channels import RecordingChannel
+from trackops.core.client import ApiAuthError
 from trackops.core.config import Settings
 from trackops.core.engine import Engine, RegisterRequest
 from trackops.core.sandbox import RunningSandbox, SandboxConfig, ScriptedEvent, running_sandbox
@@ -121,6 +122,34 @@ async def test_register_stores_the_shipment_as_not_found_with_our_details(
     assert registered is not None and registered.carrier == 3011
     assert registered.tag == "A-1001"  # the order number goes to 17TRACK as the tag
     assert api_requests(sandbox, "/register") == 1
+
+
+async def test_each_register_batch_is_stored_once_answered(
+    tmp_path: Path, sandbox: RunningSandbox, channel: RecordingChannel
+) -> None:
+    """A bulk register keeps each batch's numbers as soon as 17TRACK answers it: before the
+    next batch is even sent (the rate limit holds it back), and even when a later batch
+    fails. Failed before: the numbers were stored after the last answer, and a failing later
+    batch lost every number 17TRACK had already registered."""
+    settings = settings_for(tmp_path, base_url=sandbox.base_url)
+    # One request per 1.05 s: the second batch waits its turn after the first is answered.
+    settings = dataclasses.replace(settings, api=dataclasses.replace(settings.api, rate_limit=1.0))
+    numbers = [f"RR{i:09d}CN" for i in range(50)]
+    stored_after_first: list[int] = []
+    async with Engine(settings, channels=[channel], load_plugins=False) as eng:
+
+        async def progress(done: int, total: int) -> None:
+            if done == 40:  # the first batch was answered; the second waits for its turn
+                stored_after_first.append(len(await eng.store.list_shipments()))
+                sandbox.state.fail_next(401)  # and 17TRACK then refuses the key
+
+        with pytest.raises(ApiAuthError):
+            await eng.register([RegisterRequest(n) for n in numbers], progress=progress)
+        assert stored_after_first == [40]
+        assert api_requests(sandbox, "/register") == 2
+        kept = sorted(r.number for r in await eng.store.list_shipments())
+        assert kept == numbers[:40]
+        assert all(sandbox.state.tracked(n) is not None for n in kept)
 
 
 async def test_registering_a_number_twice_keeps_one_shipment(
