@@ -243,7 +243,7 @@ def history_blocks(rows: Sequence[HistoryRow], *, search: str, more: bool) -> li
         lines.append(line)
     blocks: list[Block] = [
         SectionBlock(text=_md(f"*Notifications for {escape(search, 100)}*")),
-        SectionBlock(text=_md("\n".join(lines)[:3000])),
+        *_sections(lines),  # every row whole, however long the failure reasons
     ]
     if more:
         blocks.append(

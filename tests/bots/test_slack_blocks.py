@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from typing import Any
@@ -166,6 +167,19 @@ def test_history_rows() -> None:
         " · seller (default) · *failed*: Slack refused: channel_not_found"
     ) in text
     assert "`trackops history` has them all" in text
+
+    # Fifteen rows with long failure reasons: each shown whole, within Slack's 3,000 characters.
+    reason = "SMTP refused: 550 5.1.1 mailbox unavailable " + "x" * 150
+    rows = [
+        dataclasses.replace(history, id=i, reason=reason, recipient=f"buyer{i}@example.com")
+        for i in range(15)
+    ]
+    blocks = dicts(history_blocks(rows, search="RR123456785CN", more=False))
+    sections = [b["text"]["text"] for b in blocks[1:]]
+    assert all(len(text) <= 3000 for text in sections) and len(sections) > 1
+    shown = "\n".join(sections).splitlines()
+    assert [line.split("`")[1] for line in shown] == [str(i) for i in range(15)]
+    assert all(line.endswith(escape(reason)) for line in shown)
 
 
 def test_help_names_every_command_and_an_unknown_one() -> None:
