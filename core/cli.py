@@ -825,14 +825,19 @@ def _json_stdout_kept(args: argparse.Namespace) -> Iterator[None]:
         yield
 
 
+def _plural(count: int, noun: str) -> str:
+    return noun if count == 1 else f"{noun}s"
+
+
 def _sync_summary(outcome: Any, attempted: int, sent: int) -> str:
     """The line that ends a sync: what was asked, applied and sent."""
     done = f"{outcome.asked} of {outcome.total}" if outcome.interrupted else str(outcome.asked)
+    counted = outcome.total if outcome.interrupted else outcome.asked
     unsent = attempted - sent
     line = (
-        f"synced {done} shipments: {outcome.applied} updated, "
+        f"synced {done} {_plural(counted, 'shipment')}: {outcome.applied} updated, "
         f"{len(outcome.no_info_yet)} with no tracking info yet, "
-        f"{outcome.notifications} notifications, {sent} sent"
+        f"{outcome.notifications} {_plural(outcome.notifications, 'notification')}, {sent} sent"
         + (f", {unsent} not sent (see `trackops history`)" if unsent else "")
     )
     if outcome.interrupted:
@@ -1080,7 +1085,10 @@ async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             _print_json({"attempted": done.attempted, "sent": done.sent})
         else:
-            print(f"attempted {done.attempted} notifications, {done.sent} sent")
+            print(
+                f"attempted {done.attempted} {_plural(done.attempted, 'notification')},"
+                f" {done.sent} sent"
+            )
         return EXIT_OK
 
     return await _with_service(settings, run)

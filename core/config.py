@@ -303,7 +303,11 @@ class _Reader:
             if match:
                 name = match.group(1)
                 if name not in os.environ:
-                    raise self.fail(key, value, f"environment variable {name} to be set")
+                    label = f"{self.where} {key}" if self.where else key
+                    raise ConfigError(
+                        f"{self.source}: {label}: expected environment variable {name} to be set"
+                        f' (the config says "env:{name}"); it is not'
+                    )
                 return os.environ[name]
         return value
 

@@ -95,8 +95,9 @@ def test_readme_from_init_to_a_notification_on_the_console(
     lines = synced.out.splitlines()
     assert "[buyer buyer@example.com · customer] Your order 1001 is on its way" in lines
     assert "    status: Not found -> In transit" in lines
-    assert lines[-1].startswith("synced 1 shipments: 1 updated")
-    assert lines[-1].endswith("1 notifications, 1 sent")
+    assert lines[-1] == (
+        "synced 1 shipment: 1 updated, 0 with no tracking info yet, 1 notification, 1 sent"
+    )
     (row,) = json.loads(run("history", "--json", cwd=shop).out)
     assert (row["channel"], row["send_status"], row["recipient"]) == (
         "console",
@@ -181,6 +182,9 @@ def test_a_channel_named_but_not_configured(tmp_path: Path, sandbox_url: str) ->
     listed = run("--config", str(config_file), "list", "--json", cwd=tmp_path)
     assert listed.code == 0, listed
     assert [r["number"] for r in json.loads(listed.out)] == ["RX000000003CN"]
+    for reading in (("status", "RX000000003CN"), ("history",)):
+        shown = run("--config", str(config_file), *reading, cwd=tmp_path)
+        assert (shown.code, shown.err) == (0, ""), shown
 
     synced = run("--config", str(config_file), "sync", cwd=tmp_path)
     assert_one_error_line(
@@ -311,6 +315,7 @@ async def test_serve_says_what_it_does(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), timeout=20)
         rest = (await proc.stderr.read()).decode()
+        assert (await proc.stdout.read()) == b""  # the listening line was said once
         assert proc.returncode == 0
     finally:
         if proc.returncode is None:
@@ -586,7 +591,7 @@ def test_a_number_17track_forgot_is_reported_once_with_its_fix(
     ]
     later = trackops_process("sync", config=config)
     assert (later.code, later.err) == (0, "")
-    assert later.out.startswith("synced 1 shipments:")
+    assert later.out.startswith("synced 1 shipment:")
     rows = {r["number"]: r for r in json.loads(trackops("list", "--json", config=config).out)}
     assert rows[forgotten]["unknown_since"] is not None and rows[kept]["unknown_since"] is None
     table = trackops("list", config=config).out
