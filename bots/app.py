@@ -61,7 +61,7 @@ ALERT_CHANNEL: Final = "slack_bot"
 ACK_BUDGET: Final = 1.0
 """Seconds of work answered inside the acknowledgement (Slack allows 3 in all)."""
 
-RECORD_WAIT: Final = 0.5
+RECORD_WAIT: Final = 1.0
 """Seconds an audit row may hold back an answer (``SlackBot.record``)."""
 
 _USER_RE: Final = re.compile(r"^[UWB][A-Z0-9]{2,40}$")

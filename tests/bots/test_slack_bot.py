@@ -317,7 +317,7 @@ async def test_a_store_busy_with_another_writer_does_not_hold_back_the_answer(
     try:
         other.execute("BEGIN IMMEDIATE")  # holds the write lock
         answer, _ = await world.command(f"stop {NUMBER}", user=USER)
-        assert answer.status == 200 and answer.seconds < 1.5
+        assert answer.status == 200 and answer.seconds < 2.0  # 1 s for the row, then the answer
         assert answer.json()["text"].startswith("Sorry, only trackops admins may stop tracking")
         assert await world.audit(USER) == []  # waiting for the lock
     finally:
