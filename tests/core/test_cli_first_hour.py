@@ -616,6 +616,9 @@ def test_report_to_a_file_or_stdout(config: Path, tmp_path: Path) -> None:
     assert written.out.strip() == f"weekly report written to {out_file}"
     text = out_file.read_text(encoding="utf-8")
     assert text.splitlines()[0].startswith("trackops: weekly report ")
+    monthly = trackops_process("report", "monthly", "-o", "-", config=config)
+    assert monthly.code == 0, monthly
+    assert monthly.out.splitlines()[0].startswith("trackops: monthly report ")
     export = trackops_process("report", "export", "--output", "-", config=config)
     assert export.code == 0, export
     header, *rows = export.out.splitlines()
