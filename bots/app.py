@@ -105,7 +105,6 @@ class SlackBot:
     plugin_commands: dict[str, Provided[SlackCommand]] = field(default_factory=dict)
     """The plugins' ``/track`` subcommands by name (``extensions.plugin_commands``)."""
     record_wait: float = RECORD_WAIT
-    _recording: set[asyncio.Future[None]] = field(default_factory=set, repr=False)
 
     @property
     def admins(self) -> frozenset[str]:
@@ -127,22 +126,11 @@ class SlackBot:
         """Record an action the service's commands do not record themselves (never raises).
 
         Waits at most ``record_wait`` seconds: a store busy with another writer must not hold
-        back an acknowledgement Slack wants within 3 seconds (the row is written when the
-        store is free)."""
-        task = asyncio.ensure_future(self._record(user_id, action, target, outcome, detail))
-        self._recording.add(task)
-        task.add_done_callback(self._recording.discard)
-        await asyncio.wait({task}, timeout=self.record_wait)
-
-    async def _record(
-        self, user_id: str, action: str, target: str, outcome: str, detail: str
-    ) -> None:
-        try:
-            await self.service.record(
-                self.actor(user_id), action, target[:200], outcome, detail[:500]
-            )
-        except Exception as exc:
-            log.error("could not record %s by %s: %s", action, self.actor(user_id), exc)
+        back an acknowledgement Slack wants within 3 seconds (the service writes the row when
+        the store is free, and before it closes)."""
+        await self.service.record_within(
+            self.record_wait, self.actor(user_id), action, target[:200], outcome, detail[:500]
+        )
 
     def response_url_allowed(self, url: object) -> bool:
         """True for Slack's own hooks host, or the host of ``api_base_url`` (stand-ins)."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -123,6 +124,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger("trackops.service")
 Actor = str
 """Who asked: ``cli:<user>``, ``tui``, ``slack:U123``, ``plugin:<name>``."""
 SendStatus = Literal["pending", "sent", "failed", "suppressed", "superseded"]
@@ -325,6 +327,7 @@ class Service:
         self.poll_seconds = poll_seconds
         self._params = engine.plugins.carrier_params if engine.plugins is not None else None
         self._resync_after: tuple[datetime, str] | None = None
+        self._recording: set[asyncio.Future[None]] = set()
 
     @property
     def settings(self) -> Settings:
@@ -683,6 +686,42 @@ class Service:
             detail=detail[:4000],
         )
         self._engine.notify_change()
+
+    async def record_within(
+        self,
+        wait: float,
+        actor: Actor,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: str = "",
+    ) -> None:
+        """``record``, waiting at most ``wait`` seconds (never raises). A front-end with a
+        deadline (Slack's 3 seconds) uses it: a store busy with another writer writes the row
+        when it is free, and the service waits for such rows before it closes
+        (``drain_records``), so none is lost when the process stops."""
+        task = asyncio.ensure_future(self._record_logged(actor, action, target, outcome, detail))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+        await asyncio.wait({task}, timeout=wait)
+
+    async def _record_logged(
+        self, actor: Actor, action: str, target: str, outcome: str, detail: str
+    ) -> None:
+        try:
+            await self.record(actor, action, target, outcome, detail)
+        except Exception as exc:
+            log.error("could not record %s by %s: %s", action, actor, exc)
+
+    async def drain_records(self, *, within: float = 30.0) -> int:
+        """Wait (at most ``within`` seconds: the store's own busy timeout) for the audit rows
+        ``record_within`` left to write; returns how many were still unwritten then (each is
+        logged)."""
+        if self._recording:
+            await asyncio.wait(set(self._recording), timeout=within)
+        for _ in self._recording:
+            log.error("an audit row was still waiting for the store when the service closed")
+        return len(self._recording)
 
     async def _audited(
         self, actor: Actor, action: str, target: str, result: CommandOutcome
@@ -1127,4 +1166,8 @@ async def open_service(
         read_only=read_only,
     )
     async with engine:
-        yield Service(engine, poll_seconds=poll_seconds)
+        service = Service(engine, poll_seconds=poll_seconds)
+        try:
+            yield service
+        finally:
+            await service.drain_records()

@@ -394,3 +394,34 @@ async def test_a_read_only_service_over_a_new_file_creates_the_store(tmp_path: P
         assert set((await reader.status_counts()).values()) == {0}
     async with open_service(settings, load_plugins=False, read_only=True) as reader:
         assert (await reader.shipments(ShipmentQuery(), limit=5)).items == []
+
+
+async def test_an_audit_row_waiting_for_a_busy_store_is_written_before_the_service_closes(
+    tmp_path: Path,
+) -> None:
+    """``record_within`` (the Slack bot's 3-second deadline) returns while another process
+    holds SQLite's write lock; closing the service waits for that row instead of losing it."""
+    settings = settings_for(tmp_path)
+    opened = open_service(settings, channels=[RecordingChannel("memory")], load_plugins=False)
+    service = await opened.__aenter__()
+    closing: asyncio.Task[bool | None] | None = None
+    other = sqlite3.connect(tmp_path / "trackops.db", isolation_level=None, timeout=30)
+    try:
+        await service.record("cli:test", "warm-up", "", "ok")
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        await asyncio.wait_for(
+            service.record_within(0.05, "slack:U1", "help", "", "ok"), timeout=10
+        )
+        closing = asyncio.ensure_future(opened.__aexit__(None, None, None))
+        done, _ = await asyncio.wait({closing}, timeout=0.5)
+        assert not done, "the service closed with an audit row still unwritten"
+    finally:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        if closing is None:
+            await opened.__aexit__(None, None, None)
+        else:
+            await asyncio.wait_for(closing, timeout=30)
+    rows = other.execute("SELECT actor, action, outcome FROM audit ORDER BY id").fetchall()
+    other.close()
+    assert ("slack:U1", "help", "ok") in rows
