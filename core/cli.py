@@ -1327,6 +1327,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Any], Coroutine[Any, Any, int]
 NO_CONFIG = {"init", "sandbox"}
 # Work without a config file (their defaults suffice); every other command needs one.
 OPTIONAL_CONFIG = {"carriers", "plugins"}
+# Only read the store: a secret whose env:NAME is not set is no reason to refuse them.
+READING = {"status", "list", "history"}
 LONG_RUNNING = {"serve", "sandbox"}
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -1486,7 +1488,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = (
             None
             if args.command in NO_CONFIG
-            else load_settings(args.config, required=args.command not in OPTIONAL_CONFIG)
+            else load_settings(
+                args.config,
+                required=args.command not in OPTIONAL_CONFIG,
+                unset_secrets=args.command in READING,
+            )
         )
         code = asyncio.run(COMMANDS[args.command](args, settings))
         # Nothing is left to free: without this, the interpreter's last garbage collection over

@@ -283,11 +283,21 @@ def _describe(value: Any) -> str:
 class _Reader:
     """Reads one table, tracking the key path for messages and rejecting unknown keys."""
 
-    def __init__(self, source: str, table: dict[str, Any], where: str, secrets: set[str]) -> None:
+    def __init__(
+        self,
+        source: str,
+        table: dict[str, Any],
+        where: str,
+        secrets: set[str],
+        unset: list[str] | None = None,
+    ) -> None:
         self.source = source
         self.table = table
         self.where = where
         self.secrets = secrets
+        self.unset = unset
+        """When a list: a secret whose ``env:NAME`` is not set is read as empty and named here
+        (a reading command needs no secret); else it is a ``ConfigError``."""
         self.seen: set[str] = set()
 
     def fail(self, key: str, found: Any, expected: str) -> ConfigError:
@@ -295,7 +305,9 @@ class _Reader:
         shown = "(hidden)" if key in self.secrets else _describe(found)
         return ConfigError(f"{self.source}: {label}: expected {expected}, found {shown}")
 
-    def raw(self, key: str) -> Any:
+    def raw(self, key: str, *, may_be_unset: bool = False) -> Any:
+        """The value at ``key``, ``env:NAME`` resolved. ``may_be_unset`` (a secret): an unset
+        NAME reads as absent when the caller allowed it (``unset``), else it is an error."""
         self.seen.add(key)
         value = self.table.get(key)
         if isinstance(value, str):
@@ -304,6 +316,9 @@ class _Reader:
                 name = match.group(1)
                 if name not in os.environ:
                     label = f"{self.where} {key}" if self.where else key
+                    if may_be_unset and self.unset is not None:
+                        self.unset.append(label)
+                        return None
                     raise ConfigError(
                         f"{self.source}: {label}: expected environment variable {name} to be set"
                         f' (the config says "env:{name}"); it is not'
@@ -321,7 +336,12 @@ class _Reader:
 
     def secret(self, key: str) -> Secret:
         self.secrets.add(key)
-        return Secret(self.string(key, ""))
+        value = self.raw(key, may_be_unset=True)
+        if value is None:
+            return Secret("")
+        if not isinstance(value, str):
+            raise self.fail(key, value, "a string")
+        return Secret(value)
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.raw(key)
@@ -406,7 +426,7 @@ class _Reader:
         if not isinstance(value, dict):
             raise self.fail(key, value, "a table")
         where = f"{self.where.rstrip(']')}.{key}]" if self.where else f"[{key}]"
-        return _Reader(self.source, value, where, self.secrets)
+        return _Reader(self.source, value, where, self.secrets, self.unset)
 
     def done(self) -> None:
         unknown = sorted(set(self.table) - self.seen)
@@ -507,10 +527,15 @@ def _check_url(reader: _Reader, key: str, value: Any) -> None:
         raise reader.fail(key, value, expected)
 
 
-def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settings:
-    """Build ``Settings`` from an already parsed TOML document; ``ConfigError`` on bad input."""
+def settings_from_dict(
+    data: dict[str, Any], source: str = "<config>", *, unset_secrets: bool = False
+) -> Settings:
+    """Build ``Settings`` from an already parsed TOML document; ``ConfigError`` on bad input.
+
+    ``unset_secrets``: a secret given as ``env:NAME`` whose variable is not set is read as
+    empty instead of refused (the reading commands, which send nothing and need no key)."""
     secrets: set[str] = set()
-    root = _Reader(source, data, "", secrets)
+    root = _Reader(source, data, "", secrets, [] if unset_secrets else None)
 
     api_r = root.sub("api")
     api = ApiSettings(
@@ -587,7 +612,9 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
     for index, item in enumerate(raw_conditions, start=1):
         if not isinstance(item, dict):
             raise notes_r.fail("conditions", item, "an array of tables [[...]]")
-        reader = _Reader(source, item, f"[[notifications.conditions]] #{index}", secrets)
+        reader = _Reader(
+            source, item, f"[[notifications.conditions]] #{index}", secrets, root.unset
+        )
         condition = _read_condition(reader, index)
         if condition.name in names or condition.name in _RESERVED_CONDITION_NAMES:
             raise ConfigError(
@@ -646,7 +673,7 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         sub = chan_r.sub(name)
         resolved: dict[str, Any] = {}
         for key in sub.table:
-            resolved[key] = sub.raw(key)
+            resolved[key] = sub.raw(key, may_be_unset=True)  # webhook URLs hold secrets
             if key == "webhook_url" or key.endswith("_url"):
                 _check_url(sub, key, resolved[key])
         other[name] = resolved
@@ -680,12 +707,16 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
 
 
 def load_settings(
-    path: str | os.PathLike[str] | None = None, *, required: bool = False
+    path: str | os.PathLike[str] | None = None,
+    *,
+    required: bool = False,
+    unset_secrets: bool = False,
 ) -> Settings:
     """Load settings from ``path`` (resolved with ``resolve_config_path``).
 
     A missing file gives the defaults unless ``required`` (or the path was given explicitly
     or through ``$TRACKOPS_CONFIG``), in which case it is a ``ConfigError``.
+    ``unset_secrets``: see ``settings_from_dict``.
     """
     explicit = path is not None or bool(os.environ.get("TRACKOPS_CONFIG"))
     resolved = resolve_config_path(path)
@@ -703,7 +734,7 @@ def load_settings(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{resolved}: not valid TOML: {exc}") from None
-    settings = settings_from_dict(data, str(resolved))
+    settings = settings_from_dict(data, str(resolved), unset_secrets=unset_secrets)
     return _with_path(settings, resolved)
 
 

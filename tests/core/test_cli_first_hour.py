@@ -196,6 +196,32 @@ def test_a_channel_named_but_not_configured(tmp_path: Path, sandbox_url: str) ->
     )
 
 
+def test_reading_commands_work_while_the_api_key_variable_is_unset(
+    tmp_path: Path, sandbox_url: str
+) -> None:
+    """``[api] key = "env:NAME"`` with NAME unset: ``list``, ``status`` and ``history`` only
+    read the store and work; ``sync`` names the variable in one line."""
+    config_file = write_config(tmp_path, sandbox_url)
+    assert trackops("register", "RX000000004CN", config=config_file).code == 0
+    data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    data["api"]["key"] = "env:TRACKOPS_TEST_UNSET_KEY"
+    config_file.write_text(tomli_w.dumps(data), encoding="utf-8")
+    assert "TRACKOPS_TEST_UNSET_KEY" not in os.environ
+    listed = run("--config", str(config_file), "list", "--json", cwd=tmp_path)
+    assert listed.code == 0, listed
+    assert [r["number"] for r in json.loads(listed.out)] == ["RX000000004CN"]
+    for reading in (("status", "RX000000004CN"), ("history",)):
+        shown = run("--config", str(config_file), *reading, cwd=tmp_path)
+        assert (shown.code, shown.err) == (0, ""), shown
+    synced = run("--config", str(config_file), "sync", cwd=tmp_path)
+    assert_one_error_line(
+        synced,
+        f"{config_file}: [api] key: expected environment variable TRACKOPS_TEST_UNSET_KEY to be"
+        ' set (the config says "env:TRACKOPS_TEST_UNSET_KEY"); it is not',
+        code=2,
+    )
+
+
 # --------------------------------------------------------------------------- carriers by name
 
 

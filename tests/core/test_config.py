@@ -81,6 +81,28 @@ def test_missing_env_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def test_reading_commands_take_an_unset_secret_as_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``unset_secrets`` (``status``, ``list``, ``history``): a secret whose variable is not
+    set reads as empty; any other setting's unset variable is still an error."""
+    for name in ("NOPE_KEY", "NOPE_PW", "NOPE_HOOK", "NOPE_TOKEN", "NOPE_DB"):
+        monkeypatch.delenv(name, raising=False)
+    doc = {
+        "api": {"key": "env:NOPE_KEY"},
+        "channels": {
+            "email": {"password": "env:NOPE_PW"},
+            "discord": {"webhook_url": "env:NOPE_HOOK"},
+        },
+        "slack": {"bot_token": "env:NOPE_TOKEN"},
+    }
+    s = settings_from_dict(doc, "x.toml", unset_secrets=True)
+    assert (s.api.key, s.channels.email.password, s.slack.bot_token) == (Secret(""),) * 3
+    assert s.channels.table("discord")["webhook_url"] is None
+    with pytest.raises(ConfigError, match="NOPE_HOOK to be set"):
+        settings_from_dict({"channels": {"discord": {"webhook_url": "env:NOPE_HOOK"}}}, "x.toml")
+    with pytest.raises(ConfigError, match=r"\[store\] url: expected environment variable NOPE_DB"):
+        settings_from_dict({"store": {"url": "env:NOPE_DB"}}, "x.toml", unset_secrets=True)
+
+
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
