@@ -38,7 +38,6 @@ import inspect
 import logging
 import random
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -197,6 +196,10 @@ class RateLimiter:
     behind each other, which would delay their arrival and shrink the window the server sees).
     Waiters are served in arrival order. Times are the event loop's clock. ``max_rate`` and
     ``available`` tell how much is left in the current window.
+
+    ``acquire()`` returns the grant's time; ``sent(granted)`` then moves that grant to the
+    moment the request really left (a connection to open, a busy event loop), so that the
+    requests after it keep their distance from when the server saw it.
     """
 
     def __init__(self, max_rate: int, time_period: float, min_gap: float = 0.0) -> None:
@@ -206,7 +209,7 @@ class RateLimiter:
         self.max_rate = max_rate
         self.time_period = time_period
         self.min_gap = min(min_gap, time_period / max_rate)
-        self._grants: deque[float] = deque(maxlen=max_rate)
+        self._grants: list[float] = []  # the last max_rate grants (not in order once moved)
         self._turn: asyncio.Lock | None = None
 
     def __repr__(self) -> str:
@@ -226,26 +229,53 @@ class RateLimiter:
         """Grants inside the current window (the name ``aiolimiter`` gives its bucket level)."""
         return float(self.max_rate - self.available)
 
-    async def acquire(self) -> None:
-        """Wait for a place in the window, then take it."""
+    async def acquire(self) -> float:
+        """Wait for a place in the window, then take it; returns the grant's time."""
         if self._turn is None:
             self._turn = asyncio.Lock()
         async with self._turn:
             while self._grants:
-                due = self._grants[-1] + self.min_gap
-                if len(self._grants) == self.max_rate:
-                    due = max(due, self._grants[0] + self.time_period)
+                due = max(self._grants) + self.min_gap
+                if len(self._grants) >= self.max_rate:
+                    due = max(due, min(self._grants) + self.time_period)
                 wait = due - self._now()
                 if wait <= 0:
                     break
                 await asyncio.sleep(wait)
-            self._grants.append(self._now())
+            if len(self._grants) >= self.max_rate:
+                self._grants.remove(min(self._grants))
+            granted = self._now()
+            self._grants.append(granted)
+            return granted
+
+    def sent(self, granted: float, at: float | None = None) -> None:
+        """The request granted at ``granted`` left at ``at`` (default: now): its place in the
+        window counts from then. A grant already out of the window is left alone."""
+        at = self._now() if at is None else at
+        if at > granted and granted in self._grants:
+            self._grants[self._grants.index(granted)] = at
 
     async def __aenter__(self) -> None:
         await self.acquire()
 
     async def __aexit__(self, *exc: object) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """A request's place in its rate limiter, told when the request's headers left."""
+
+    limiter: RateLimiter
+    granted: float
+
+
+async def _headers_sent(
+    _session: aiohttp.ClientSession, context: Any, _params: aiohttp.TraceRequestHeadersSentParams
+) -> None:
+    grant = getattr(context, "trace_request_ctx", None)
+    if isinstance(grant, _Grant):
+        grant.limiter.sent(grant.granted)
 
 
 def rate_limiter(rate_limit: float) -> RateLimiter:
@@ -417,7 +447,10 @@ class TrackClient:
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or (self._owns_session and self._session.closed):
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # The rate limiter hears when each request's headers really left (``_Grant``).
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(_headers_sent)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, trace_configs=[trace])
             self._owns_session = True
         return self._session
 
@@ -666,11 +699,13 @@ class TrackClient:
         self, url: str, path: str, payload: bytes, decode: Callable[[bytes], E]
     ) -> E:
         session = self._ensure_session()
-        await self._get_limiter().acquire()
+        limiter = self._get_limiter()
+        granted = await limiter.acquire()
+        grant = _Grant(limiter, granted) if isinstance(granted, float) else None
         headers = {"17token": _reveal(self._api), "Content-Type": "application/json"}
         try:
             async with session.post(
-                url, data=payload, headers=headers, timeout=self._timeout
+                url, data=payload, headers=headers, timeout=self._timeout, trace_request_ctx=grant
             ) as response:
                 status = response.status
                 body = await response.read()

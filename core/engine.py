@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import random
-import re
 import socket
 import time
 import urllib.parse
@@ -27,13 +26,21 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from trackops.core import outbox, queries
 from trackops.core.carriers import carrier_name
 from trackops.core.channels import Attachment, Channel, ChannelError, Message
 from trackops.core.config import ConfigError, Settings
 from trackops.core.redact import install_log_redaction, redact
+from trackops.core.registration import (
+    Prepared,
+    RegisterRequest,
+    Registration,
+    open_client,
+    prepare,
+)
+from trackops.core.registration import rejected as _rejected
 from trackops.core.reports import (
     REPORT_KINDS,
     CsvExport,
@@ -59,16 +66,13 @@ from trackops.core.store import (
 from trackops.core.text import has_unsafe, safe_text
 from trackops.core.wire import (
     EVENT_TRACKING_UPDATED,
-    ApiErrorBody,
     CarrierResult,
     ChangeCarrierItem,
     Event,
     NumberItem,
     PackageStatus,
-    RegisterItem,
     RegisterResult,
     Rejected,
-    TrackApiError,
     TrackInfo,
     TrackingStopped,
     TrackingUpdated,
@@ -76,7 +80,6 @@ from trackops.core.wire import (
     decode_push,
     decode_push_data,
     error_message,
-    validate_number,
 )
 
 if TYPE_CHECKING:
@@ -199,21 +202,6 @@ def utcnow() -> datetime:
 
 
 @dataclass(frozen=True)
-class RegisterRequest:
-    """One shipment to register: the number, what 17TRACK needs, and what we keep ourselves."""
-
-    number: str
-    carrier: int | None = None
-    final_carrier: int | None = None
-    param: str | None = None
-    tag: str | None = None
-    order: str | None = None
-    email: str | None = None
-    name: str | None = None
-    auto_detection: bool = True
-
-
-@dataclass(frozen=True)
 class CommandOutcome:
     """Per-number result of a command: what was done and what was refused, and why."""
 
@@ -259,23 +247,6 @@ class Change:
     send_status: str | None = None
     seq: int = 0
     """The store's change sequence (0 for in-process changes, which carry none)."""
-
-
-_EMAIL_RE: Final = re.compile(r"^[^\s@,;:<>()\[\]\\\"]{1,64}@(?:[\w-]{1,63}\.)+[\w-]{2,63}$")
-
-
-def email_problem(address: str) -> str | None:
-    """Why ``address`` cannot be a buyer's email (``None`` when it can): one address,
-    ``name@domain.tld``, no spaces, no list separators."""
-    if len(address) <= 254 and _EMAIL_RE.match(address):
-        return None
-    return (
-        f"The value of email {address!r} is invalid: expected one address such as buyer@example.com"
-    )
-
-
-def _rejected(number: str, code: int, message: str | None = None) -> Rejected:
-    return Rejected(number=number, error=ApiErrorBody(code=code, message=message or ""))
 
 
 def _report_kind(row: NotificationRecord) -> ReportKind | None:
@@ -431,19 +402,8 @@ class Engine:
     async def client(self) -> TrackClient:
         """The 17TRACK client, opened on first use (commands that only read never need it)."""
         if self._client is None:
-            if not self.settings.api.key:
-                # Said before any request: without a key 17TRACK answers 401, and a wrong
-                # base URL would first spend the retries on the network.
-                where = f"{self.settings.path}: " if self.settings.path else ""
-                raise ConfigError(
-                    f'{where}[api] key is empty: set your 17TRACK API key (or "env:NAME");'
-                    " `trackops sandbox` gives a local API to try things with"
-                )
-            from trackops.core.client import TrackClient
-
-            self._client = TrackClient(self.settings.api)
+            self._client = await open_client(self.settings)
             self._owns_client = True
-            await self._client.__aenter__()
         return self._client
 
     @property
@@ -506,93 +466,52 @@ class Engine:
         self,
         requests: Sequence[RegisterRequest],
         progress: Callable[[int, int], None] | None = None,
+        *,
+        started: Registration | None = None,
     ) -> CommandOutcome:
         """Register shipments with 17TRACK and store them (Not found until their first data).
 
         Numbers are checked locally first (format, tag length, a carrier's required extra
         parameter) so a request that would fail is not spent. A number 17TRACK already
-        tracks (-18019901) is stored as well, with a note.
+        tracks (-18019901) is stored as well, with a note. ``started``: the same requests,
+        already checked and on their way (``registration.start``, begun before this engine
+        was open); they are kept as they are answered.
         """
-        rejected: list[Rejected] = []
-        notes: dict[str, str] = {}
-        items: list[RegisterItem] = []
-        wanted: dict[str, RegisterRequest] = {}
-        from trackops.plugins import carriers as carrier_params
-
-        params = self._plugins.carrier_params if self._plugins is not None else None
-        for req in requests:
-            number = req.number.strip()
-            try:
-                validate_number(number)
-            except TrackApiError as exc:
-                rejected.append(_rejected(number, exc.code, exc.message))
-                continue
-            if number in wanted:
-                notes.setdefault(number, "given more than once; registered once")
-                continue
-            if req.email:
-                email = req.email.strip()
-                req = dataclasses.replace(req, email=email)
-                problem = email_problem(email)
-                if problem is not None:
-                    rejected.append(_rejected(number, -18010011, problem))
-                    continue
-            if req.carrier:
-                missing = carrier_params.missing_required(req.carrier, req.param, params)
-                if missing is not None:
-                    code = missing.error_code
-                    hint = carrier_params.explain_error(code, req.carrier, params)
-                    rejected.append(_rejected(number, code, hint))
-                    continue
-                if req.param:
-                    try:
-                        formatted = carrier_params.format_extra_param(
-                            req.carrier, req.param, params
-                        )
-                    except ValueError as exc:
-                        rejected.append(_rejected(number, -18010011, str(exc)))
-                        continue
-                    req = dataclasses.replace(req, param=formatted)
-            wanted[number] = req
-            items.append(
-                RegisterItem(
-                    number=number,
-                    carrier=req.carrier,
-                    final_carrier=req.final_carrier,
-                    auto_detection=True if req.carrier is None and req.auto_detection else None,
-                    tag=req.tag or req.order or None,
-                    extra_param=req.param or None,
-                )
-            )
+        if started is None:
+            params = self._plugins.carrier_params if self._plugins is not None else None
+            prepared = prepare(requests, params)
+        else:
+            prepared = started.prepared
         # Each batch's numbers are stored as soon as 17TRACK answers it, while the rate limit
         # holds the next batches back: the command ends soon after the last answer, and a
         # batch that fails later costs none of the numbers already registered.
         answered: dict[int, tuple[list[str], list[Rejected]]] = {}
 
         async def keep(index: int, result: BatchResult[RegisterResult]) -> None:
-            answered[index] = await self._keep_registered(result, wanted, notes, params)
+            answered[index] = await self._keep_registered(result, prepared)
 
-        if items:
+        if started is not None:
+            await started.finish(keep)
+        elif prepared.items:
             client = await self.client()
-            await client.register(items, progress=progress, on_batch=keep)
+            await client.register(prepared.items, progress=progress, on_batch=keep)
         accepted: list[str] = []
+        rejected = list(prepared.rejected)
         for index in sorted(answered):
             batch_accepted, batch_rejected = answered[index]
             accepted += batch_accepted
             rejected += batch_rejected
+        notes = prepared.notes
         return CommandOutcome(accepted=accepted, rejected=rejected, notes=notes)
 
     async def _keep_registered(
-        self,
-        result: BatchResult[RegisterResult],
-        wanted: Mapping[str, RegisterRequest],
-        notes: dict[str, str],
-        params: Any,
+        self, result: BatchResult[RegisterResult], prepared: Prepared
     ) -> tuple[list[str], list[Rejected]]:
         """Store the numbers 17TRACK accepted in one register batch (and those it already
         tracked); the batch's accepted numbers and its rejections, explained."""
         from trackops.plugins import carriers as carrier_params
 
+        wanted, notes, params = prepared.wanted, prepared.notes, prepared.params
         now = self.clock()
         accepted: list[str] = []
         rejected: list[Rejected] = []

@@ -85,6 +85,7 @@ from trackops.core.wire import (
 if TYPE_CHECKING:
     from trackops.core.client import TrackClient
     from trackops.core.plugins import FrontEndExtensions, PluginHost
+    from trackops.core.registration import Registration
 
 __all__ = [
     "Actor",
@@ -739,13 +740,16 @@ class Service:
         *,
         actor: Actor,
         progress: Callable[[int, int], None] | None = None,
+        started: Registration | None = None,
     ) -> CommandOutcome:
-        """Register shipments with 17TRACK and store them."""
+        """Register shipments with 17TRACK and store them. ``started``: the same requests
+        already on their way (``registration.start``, begun before the service was open: a
+        one-shot command sends its first requests while the store opens)."""
         target = ", ".join(r.number for r in requests[:20]) + (
             f" (+{len(requests) - 20})" if len(requests) > 20 else ""
         )
         try:
-            result = await self._engine.register(requests, progress=progress)
+            result = await self._engine.register(requests, progress=progress, started=started)
         except BaseException as exc:
             await self._failed(actor, "register", target, exc)
             raise

@@ -361,6 +361,43 @@ async def test_the_limiter_keeps_any_window_under_the_rate_and_waits_no_longer()
     assert max_in_any_second([t for t in await grants(rate_limiter(10), 13)]) <= 10
 
 
+async def test_a_request_that_left_late_keeps_the_next_window_away_from_it() -> None:
+    """A grant moved to when its request really left (``sent``): no window of 1.05 s holds
+    more than 3 requests as they left, and the request 3 places after the late one waits a
+    whole window from when it left, not from its grant."""
+    loop = asyncio.get_running_loop()
+    limiter = rate_limiter(3)
+    first = await limiter.acquire()
+    left = [first + 0.4]  # its connection took 0.4 s to open
+    left += [await limiter.acquire(), await limiter.acquire()]
+    limiter.sent(first, at=left[0])
+    limiter.sent(first + 99, at=first + 99.5)  # not a grant of this window: ignored
+    left += [await limiter.acquire() for _ in range(3)]
+    assert all(b - a >= 1.05 - 1e-3 for a, b in zip(sorted(left), sorted(left)[3:], strict=False))
+    assert left[-1] - left[0] >= 1.05 - 1e-3  # from when it left, not from its grant
+    assert loop.time() - first < 0.4 + 1.05 + 0.3
+
+
+async def test_the_client_tells_its_limiter_when_each_request_left(
+    api: ApiSettings, sandbox: RunningSandbox
+) -> None:
+    class Recording(RateLimiter):
+        def __init__(self) -> None:
+            super().__init__(1000, 1.0)
+            self.moves: list[tuple[float, float]] = []
+
+        def sent(self, granted: float, at: float | None = None) -> None:
+            now = asyncio.get_running_loop().time()
+            self.moves.append((granted, now if at is None else at))
+            super().sent(granted, at)
+
+    limiter = Recording()
+    async with fast(api, limiter=limiter) as client:
+        await client.register(numbers(81))
+    assert len(limiter.moves) == 3
+    assert all(granted <= left for granted, left in limiter.moves)
+
+
 async def grants(limiter: RateLimiter, count: int) -> list[float]:
     loop = asyncio.get_running_loop()
     out = []

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from factories import KEY, settings_for
+from trackops.core import registration
 from trackops.core.channels import RecordingChannel
 from trackops.core.client import ApiAuthError
 from trackops.core.config import Settings
@@ -150,6 +151,35 @@ async def test_each_register_batch_is_stored_once_answered(
         kept = sorted(r.number for r in await eng.store.list_shipments())
         assert kept == numbers[:40]
         assert all(sandbox.state.tracked(n) is not None for n in kept)
+
+
+async def test_a_registration_sent_before_the_store_opens_is_kept_once_it_is(
+    tmp_path: Path, sandbox: RunningSandbox
+) -> None:
+    """``trackops register`` sends its numbers first and opens the store while the rate limit
+    spaces the requests (``registration.start``): 17TRACK's answers wait, then every batch is
+    stored, with the buyers' details, and local refusals are reported as before."""
+    settings = fast_settings(tmp_path, sandbox.base_url)
+    numbers = [f"RR{i:09d}CN" for i in range(45)]
+    requests = [RegisterRequest(n, email=BUYER, order=f"A-{n[2:11]}") for n in numbers]
+    requests.append(RegisterRequest("AB-1"))
+    async with registration.start(settings, requests) as started:
+        deadline = asyncio.get_running_loop().time() + 10
+        while api_requests(sandbox, "/register") < 2:  # both batches sent, with no store
+            assert asyncio.get_running_loop().time() < deadline, "the requests were not sent"
+            await asyncio.sleep(0.01)
+        assert not (tmp_path / "trackops.db").exists()
+        async with Engine(
+            settings, client=started.client, load_plugins=False, clock=sandbox.state.now
+        ) as eng:
+            outcome = await eng.register(requests, started=started)
+            stored = await eng.store.get_shipments(numbers)
+    assert started.client._session is None  # the registration closed its client
+    assert outcome.accepted == numbers
+    assert [(r.number, r.error.code) for r in outcome.rejected] == [("AB-1", -18010012)]
+    assert sorted(stored) == numbers
+    assert all(r.email == BUYER and r.order_number == f"A-{n[2:11]}" for n, r in stored.items())
+    assert api_requests(sandbox, "/register") == 2
 
 
 async def test_registering_a_number_twice_keeps_one_shipment(
