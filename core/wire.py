@@ -32,6 +32,7 @@ from trackops.core.errors import TrackopsError
 __all__ = [
     "ERROR_MESSAGES",
     "MAX_BATCH",
+    "NO_REASON",
     "NO_TIME",
     "ApiErrorBody",
     "CarrierResult",
@@ -497,10 +498,21 @@ class ApiErrorBody(msgspec.Struct):
     message: str = ""
 
 
-class Rejected(msgspec.Struct, omit_defaults=True):
-    """A rejected item: the number (and carrier, when echoed) with 17TRACK's error."""
+NO_REASON: Final = "rejected by 17TRACK without an error code"
+"""The message of a rejected item whose ``error`` came as ``null``, ``{}`` or without a code."""
 
-    error: ApiErrorBody
+
+def _no_reason() -> ApiErrorBody:
+    return ApiErrorBody(code=0, message=NO_REASON)
+
+
+class Rejected(msgspec.Struct, omit_defaults=True):
+    """A rejected item: the number (and carrier, when echoed) with 17TRACK's error.
+
+    An item whose ``error`` is missing or unusable is still a refusal of its number: it is
+    kept, with code 0 and ``NO_REASON``, so the number is reported instead of vanishing."""
+
+    error: ApiErrorBody = msgspec.field(default_factory=_no_reason)
     number: str | None = None
     carrier: int | None = None
 

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 from factories import KEY, settings_for
 from trackops.core.channels import RecordingChannel
-from trackops.core.engine import Engine
+from trackops.core.engine import Engine, RegisterRequest
 from trackops.core.service import Service
 from trackops.core.store import NewShipment
 from trackops.core.webhook import create_app
@@ -225,3 +225,44 @@ async def test_empty_values_in_a_push_never_lose_it(listener: Listener, empty: A
     assert record is not None and record.status is S.IN_TRANSIT
     assert record.latest_event_description == "Departed from the office of exchange"
     assert listener.told() == [(S.NOT_FOUND, S.IN_TRANSIT)]
+
+
+@pytest.mark.parametrize(
+    "error", [None, {}, "", {"code": "", "message": None}], ids=["null", "{}", "empty", "no-code"]
+)
+async def test_a_rejection_without_a_usable_error_still_names_its_number(
+    tmp_path: Path, error: Any
+) -> None:
+    """A rejected item whose ``error`` came empty was dropped while decoding: its number was
+    neither registered nor reported, and ``trackops register`` said nothing about it."""
+
+    async def register(request: web.Request) -> web.Response:
+        asked = [item["number"] for item in await request.json()]
+        body = {
+            "code": 0,
+            "data": {
+                "accepted": [{"origin": 1, "number": asked[0], "carrier": 3011}],
+                "rejected": [{"number": asked[1], "error": error}],
+            },
+        }
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_post("/track/v1/register", register)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        settings = settings_for(tmp_path, base_url=f"http://127.0.0.1:{port}/track/v1")
+        async with Engine(settings, load_plugins=False) as engine:
+            outcome = await engine.register(
+                [RegisterRequest("RR123456789CN"), RegisterRequest("RR987654321CN")]
+            )
+    finally:
+        await runner.cleanup()
+    assert outcome.accepted == ["RR123456789CN"]
+    assert [(r.number, r.error.code, r.error.message) for r in outcome.rejected] == [
+        ("RR987654321CN", 0, "rejected by 17TRACK without an error code")
+    ]
