@@ -1340,9 +1340,18 @@ LONG_RUNNING = {"serve", "sandbox"}
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _SafeFormatter(logging.Formatter):
+    """Log records as the terminal may show them: a message can carry outside text (a
+    17TRACK answer's message, a value a store refused), so control and bidi characters are
+    made visible (``text.safe_text``), as everywhere else trackops prints."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe_text(super().format(record), multiline=True)
+
+
 class _OneLineFormatter(logging.Formatter):
     """Log records as one line each: an exception shows as its type and message, never as a
-    traceback (tracebacks are for ``-v``)."""
+    traceback (tracebacks are for ``-v``); outside text made safe, as ``_SafeFormatter``."""
 
     def formatException(self, ei: Any) -> str:
         return ""
@@ -1355,7 +1364,7 @@ class _OneLineFormatter(logging.Formatter):
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None:
             text += f" ({type(exc).__name__}: {exc})"
-        return " ".join(text.splitlines())
+        return safe_text(" ".join(text.splitlines()))
 
 
 def _setup_logging(args: argparse.Namespace, *, long_running: bool = False) -> None:
@@ -1372,7 +1381,7 @@ def _setup_logging(args: argparse.Namespace, *, long_running: bool = False) -> N
         level = logging.ERROR
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter(_LOG_FORMAT) if args.verbose else _OneLineFormatter(_LOG_FORMAT)
+        _SafeFormatter(_LOG_FORMAT) if args.verbose else _OneLineFormatter(_LOG_FORMAT)
     )
     logging.basicConfig(level=level, handlers=[handler])
     if args.command == "serve":

@@ -271,3 +271,24 @@ def test_inbox_lists_and_replays_quarantined_pushes(config: Path) -> None:
 def _tty_independent(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("COLUMNS", "200")
     yield
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_log_lines_on_the_terminal_carry_no_control_or_bidi_character(verbose: bool) -> None:
+    """``serve`` and ``-v`` print log records to the terminal; a message can hold outside text
+    (a 17TRACK answer's message, a value the store refused): it is shown, never obeyed."""
+    import logging
+
+    formatter = (cli._SafeFormatter if verbose else cli._OneLineFormatter)(cli._LOG_FORMAT)
+    try:
+        raise ValueError(f"refused {ESCAPES}{PLACE}")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "trackops.client", logging.WARNING, __file__, 1, "17TRACK said %s", (DESCRIPTION,),
+        exc_info,
+    )  # fmt: skip
+    shown = formatter.format(record)
+    assert _raw_controls(shown) == []
+    assert "␛[2J␛]0;pwned␇Sorted [/HUB-7]" in shown and "Shenzhen" in shown
+    assert ("Traceback" in shown) is verbose
