@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import math
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
@@ -328,8 +329,18 @@ def _json_flag(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- output helpers
 
 
+# Characters JSON may carry raw inside a string that a terminal would obey or reorder by (C1
+# controls, DEL, bidi marks, line separators): written as \uXXXX escapes, which decode to the
+# same text, so --json stays exact (json.dumps already escapes C0 controls).
+_JSON_UNSAFE: Final = re.compile(
+    "[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]"
+)
+
+
 def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
+    text = json.dumps(value, ensure_ascii=False, indent=2, default=str)
+    text = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    sys.stdout.write(text + "\n")
 
 
 def _console() -> Any:

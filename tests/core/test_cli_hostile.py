@@ -138,8 +138,11 @@ def test_hostile_text_is_printed_visibly_and_never_obeyed(
 
 
 def test_json_keeps_the_data_exact(config: Path) -> None:
+    """Exact, and still safe on a terminal: what a terminal would obey or reorder by (ESC,
+    U+202E) is written as a JSON escape, which decodes to the same text."""
     code, out, _ = run(config, "list", "--json")
     assert code == 0
+    assert _raw_controls(out.replace("\n", "")) == [] and "\\u202e" in out
     rows = {row["number"]: row for row in json.loads(out)}
     assert rows[NUMBER]["latest_event"]["description"] == DESCRIPTION
     assert rows[NUMBER]["latest_event"]["location"] == PLACE
