@@ -270,6 +270,48 @@ def test_inbox_lists_and_replays_quarantined_pushes(config: Path) -> None:
     assert code == 1 and "no quarantined push" in err
 
 
+def test_inbox_replay_applies_a_push_once_its_cause_is_fixed(config: Path) -> None:
+    """The way out of quarantine from the CLI: ``trackops inbox replay ID`` applies the push
+    (here one a trigger in the database refused three times, then dropped)."""
+    import asyncio
+    import sqlite3
+
+    db_path = config.parent / "trackops.db"
+
+    async def quarantine() -> int:
+        settings = load_settings(config)
+        async with Engine(
+            settings, channels=[RecordingChannel("console")], load_plugins=False
+        ) as engine:
+            (row_id,) = await engine.store.inbox_add_many(
+                [(push_body("RR000000008CN", make_info(10)), BASE)]
+            )
+            engine.inbox_retry_delays = ()  # quarantined at the first failure
+            while await engine.process_inbox():
+                pass
+            return row_id
+
+    db = sqlite3.connect(db_path)
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON shipments WHEN NEW.number = 'RR000000008CN' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+    )
+    db.commit()
+    row_id = asyncio.run(quarantine())
+    code, out, _ = run(config, "inbox", "--failed")
+    assert code == 0 and f"{row_id}" in out and "refused by a trigger" in out
+    db.execute("DROP TRIGGER refuse")
+    db.commit()
+    db.close()
+    code, out, err = run(config, "inbox", "replay", str(row_id))
+    assert code == 0, err
+    assert f"push {row_id} (RR000000008CN): applied" in out
+    code, out, _ = run(config, "status", "RR000000008CN")
+    assert code == 0 and "In transit" in out
+    code, out, _ = run(config, "inbox", "--json")
+    assert json.loads(out)["failed"] == 0
+
+
 @pytest.fixture(autouse=True)
 def _tty_independent(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("COLUMNS", "200")
