@@ -337,3 +337,29 @@ def test_log_lines_on_the_terminal_carry_no_control_or_bidi_character(verbose: b
     assert _raw_controls(shown) == []
     assert "␛[2J␛]0;pwned␇Sorted [/HUB-7]" in shown and "Shenzhen" in shown
     assert ("Traceback" in shown) is verbose
+
+
+def test_register_with_a_store_that_cannot_open_ends_at_once_with_one_line(
+    tmp_path: Path,
+) -> None:
+    """``trackops register`` sends to 17TRACK while the store opens: when the store cannot
+    open, the requests still under way are stopped and the store's problem is the one line."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's folder should be\n")
+    path = tmp_path / "trackops.toml"
+    path.write_text(
+        tomli_w.dumps(
+            {
+                # Nothing listens on port 9: the client would retry for seconds.
+                "api": {"key": KEY, "base_url": "http://127.0.0.1:9/track/v1"},
+                "store": {"url": f"sqlite:///{blocker / 'trackops.db'}"},
+            }
+        ),
+        encoding="utf-8",
+    )
+    started = time.monotonic()
+    code, out, err = run(path, "register", "RR123456789CN")
+    assert time.monotonic() - started < 5
+    assert code == 1 and out == ""
+    assert err.startswith("trackops: error: cannot open the store at") and err.count("\n") == 1
+    assert "Traceback" not in err
