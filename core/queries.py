@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Final
 import sqlalchemy as sa
 from trackops.core.records import (
     KEY_TYPES,
+    SLIM_COLUMNS,
+    SORT_COLUMNS,
     SORT_DESCENDING,
     SORT_KEYS,
     CursorError,
@@ -33,6 +35,7 @@ from trackops.core.records import (
     SortKey,
     decode_cursor,
     encode_cursor,
+    slim_shipment,
     sort_keys,
 )
 from trackops.core.store import (
@@ -63,29 +66,9 @@ __all__ = [
 
 
 _SORT_COLUMNS: Final = {
-    "updated": (shipments.c.updated_at, shipments.c.number),
-    "status": (shipments.c.package_status, shipments.c.updated_at, shipments.c.number),
-    "number": (shipments.c.number,),
+    sort: tuple(shipments.c[name] for name in names) for sort, names in SORT_COLUMNS.items()
 }
-
-_SLIM_COLUMNS: Final = (
-    shipments.c.number,
-    shipments.c.carrier,
-    shipments.c.package_status,
-    shipments.c.active,
-    shipments.c.origin_country,
-    shipments.c.destination_country,
-    shipments.c.latest_event_raw,
-    shipments.c.latest_event_time,
-    shipments.c.latest_event_location,
-    shipments.c.latest_event_description,
-    shipments.c.updated_at,
-    shipments.c.registered_at,
-    shipments.c.tag,
-    shipments.c.order_number,
-    shipments.c.email,
-    shipments.c.unknown_since,
-)
+_SLIM_COLUMNS: Final = tuple(shipments.c[name] for name in SLIM_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -282,24 +265,7 @@ async def _planned_rows(conn: AsyncConnection, query: Any) -> float:
 
 
 def _slim(row: Any) -> SlimShipment:
-    return SlimShipment(
-        number=row.number,
-        carrier=row.carrier,
-        status_code=int(row.package_status),
-        active=bool(row.active),
-        origin_country=row.origin_country,
-        destination_country=row.destination_country,
-        latest_event_raw=row.latest_event_raw,
-        latest_event_time=row.latest_event_time,
-        latest_event_location=row.latest_event_location,
-        latest_event_description=row.latest_event_description,
-        updated_at=row.updated_at,
-        registered_at=row.registered_at,
-        tag=row.tag,
-        order_number=row.order_number,
-        email=row.email,
-        unknown_since=row.unknown_since,
-    )
+    return slim_shipment(row._mapping)
 
 
 async def shipment_page(

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 import urllib.parse
-from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -36,19 +35,22 @@ from trackops.core.errors import InvalidInputError, NotFoundError, TrackopsError
 from trackops.core.records import (
     KEY_TYPES,
     SCHEMA_VERSION,
+    SLIM_COLUMNS,
+    SORT_COLUMNS,
     SORT_DESCENDING,
-    SORT_KEYS,
     CursorError,
     Page,
     ShipmentDetail,
     ShipmentQuery,
     ShipmentRow,
-    SlimShipment,
+    check_page_size,
+    check_sort,
     decode_cursor,
     encode_cursor,
     notification_record,
     shipment_detail,
     shipment_row,
+    slim_shipment,
     sort_keys,
 )
 from trackops.core.redact import mask_url
@@ -56,20 +58,9 @@ from trackops.core.wire import decode_track_info
 
 __all__ = ["QuickReader", "Reading"]
 
-MAX_PAGE: Final = 1000
-"""The service's largest page."""
-
-_SLIM: Final = tuple(
-    "package_status" if f.name == "status_code" else f.name for f in fields(SlimShipment)
-)
 _DETAIL: Final = (
     "final_carrier", "extra_param", "buyer_name", "stopped_at", "last_push_at", "info"
 )  # fmt: skip
-_SORT_COLUMNS: Final = {
-    "updated": ("updated_at", "number"),
-    "status": ("package_status", "updated_at", "number"),
-    "number": ("number",),
-}
 # Columns that SQLite holds as text (times) or 0/1 (flags): what SQLAlchemy's types make of them.
 _TIMES: Final = frozenset(
     {"updated_at", "registered_at", "latest_event_time", "unknown_since", "stopped_at",
@@ -121,7 +112,8 @@ class QuickReader:
         if driver is None:
             return None
         try:
-            version = (await driver.fetch("SELECT max(version) FROM schema_version", ()))[0][0]
+            found = await driver.fetch("SELECT max(version) AS version FROM schema_version", ())
+            version = found[0]["version"]
         except Exception:
             version = None
         if version != SCHEMA_VERSION:
@@ -133,7 +125,7 @@ class QuickReader:
         """Close the connection."""
         await self._driver.close()
 
-    async def _fetch(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         try:
             return await self._driver.fetch(sql, params)
         except Exception as exc:  # the store went away, or is locked beyond the timeout
@@ -154,26 +146,26 @@ class QuickReader:
         number = number.strip()
         d = self._driver
         found = await self._fetch(
-            f"SELECT {', '.join(_SLIM + _DETAIL)} FROM shipments WHERE number = {d.mark(1)}",
+            f"SELECT {', '.join(SLIM_COLUMNS + _DETAIL)} FROM shipments WHERE number = {d.mark(1)}",
             (number,),
         )
         if not found:
             raise NotFoundError(f"{number} is not registered here")
-        values = d.values(_SLIM + _DETAIL, found[0])
+        values = found[0]
         history = await self._fetch(
             f"SELECT * FROM notifications WHERE number = {d.mark(1)} "
             f"ORDER BY created_at DESC, id DESC LIMIT {d.mark(2)}",
             (number, 200),
         )
         return shipment_detail(
-            _slim(values),
+            slim_shipment(values),
             final_carrier=values["final_carrier"],
             extra_param=values["extra_param"],
             buyer_name=values["buyer_name"],
             stopped_at=values["stopped_at"],
             last_push_at=values["last_push_at"],
             info=decode_track_info(values["info"]) if values["info"] else None,
-            notifications=[notification_record(d.mapping(row)) for row in history],
+            notifications=[notification_record(row) for row in history],
             carrier_name=self.carrier_name,
         )
 
@@ -185,14 +177,10 @@ class QuickReader:
         query = query or ShipmentQuery()
         if not self.supports(query):
             raise ValueError("a text search is the service's")
-        if query.sort not in SORT_KEYS:
-            raise InvalidInputError(
-                f"unknown sort {query.sort!r}; expected one of {', '.join(SORT_KEYS)}"
-            )
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInputError(f"page size must be 1 to {MAX_PAGE}, not {limit}")
+        check_sort(query.sort)
+        check_page_size(limit)
         d = self._driver
-        columns = _SORT_COLUMNS[query.sort]
+        columns = SORT_COLUMNS[query.sort]
         descending = SORT_DESCENDING[query.sort] if query.descending is None else query.descending
         kind = f"s:{query.sort}:{'d' if descending else 'a'}"
         where: list[str] = []
@@ -221,11 +209,11 @@ class QuickReader:
             where.append(f"({', '.join(columns)}) {'<' if descending else '>'} ({marks})")
         direction = " DESC" if descending else ""
         sql = (
-            f"SELECT {', '.join(_SLIM)} FROM shipments"
+            f"SELECT {', '.join(SLIM_COLUMNS)} FROM shipments"
             + (f" WHERE {' AND '.join(where)}" if where else "")
             + f" ORDER BY {', '.join(c + direction for c in columns)} LIMIT {bind(limit + 1)}"
         )
-        slim = [_slim(d.values(_SLIM, row)) for row in await self._fetch(sql, params)]
+        slim = [slim_shipment(row) for row in await self._fetch(sql, params)]
         more = len(slim) > limit
         slim = slim[:limit]
         if not slim:
@@ -239,12 +227,6 @@ class QuickReader:
         )
 
 
-def _slim(values: Mapping[str, Any]) -> SlimShipment:
-    return SlimShipment(
-        **{("status_code" if name == "package_status" else name): values[name] for name in _SLIM}
-    )
-
-
 def _sqlite_path(url: str) -> Path:
     """The file of ``sqlite:///PATH`` (relative) or ``sqlite:////PATH`` (absolute), as
     SQLAlchemy reads such a URL; ``ValueError`` for an in-memory database."""
@@ -256,11 +238,12 @@ def _sqlite_path(url: str) -> Path:
 
 
 class _Driver(Protocol):
-    async def fetch(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]: ...
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """The rows as dicts by column name, times and flags as Python values."""
+        ...
+
     def mark(self, n: int) -> str: ...
     def param(self, value: Any) -> Any: ...
-    def values(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]: ...
-    def mapping(self, row: Any) -> Mapping[str, Any]: ...
     async def close(self) -> None: ...
 
 
@@ -279,10 +262,21 @@ class _Sqlite:
         conn.execute("PRAGMA query_only = ON")
         return cls(conn)
 
-    async def fetch(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         cursor = self._conn.execute(sql, tuple(params))
-        self._names = [c[0] for c in cursor.description]
-        return cursor.fetchall()
+        names = [c[0] for c in cursor.description]
+        times = [i for i, name in enumerate(names) if name in _TIMES]
+        flags = [i for i, name in enumerate(names) if name in _FLAGS]
+        rows = []
+        for row in cursor:
+            values = list(row)
+            for i in times:
+                if values[i] is not None:
+                    values[i] = datetime.fromisoformat(values[i])
+            for i in flags:
+                values[i] = bool(values[i])
+            rows.append(dict(zip(names, values, strict=True)))
+        return rows
 
     def mark(self, n: int) -> str:
         return "?"
@@ -292,18 +286,6 @@ class _Sqlite:
         if isinstance(value, datetime):
             return value.strftime("%Y-%m-%d %H:%M:%S.%f")
         return int(value) if isinstance(value, bool) else value
-
-    def values(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
-        out = dict(zip(names, row, strict=True))
-        for name in _TIMES.intersection(out):
-            if out[name] is not None:
-                out[name] = datetime.fromisoformat(out[name])
-        for name in _FLAGS.intersection(out):
-            out[name] = bool(out[name])
-        return out
-
-    def mapping(self, row: Any) -> Mapping[str, Any]:
-        return self.values(self._names, row)
 
     async def close(self) -> None:
         self._conn.close()
@@ -321,20 +303,14 @@ class _Postgres:
 
         return cls(await asyncpg.connect(dsn))
 
-    async def fetch(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
-        return list(await self._conn.fetch(sql, *params))
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        return [dict(row.items()) for row in await self._conn.fetch(sql, *params)]
 
     def mark(self, n: int) -> str:
         return f"${n}"
 
     def param(self, value: Any) -> Any:
         return value
-
-    def values(self, names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
-        return dict(zip(names, row, strict=True))
-
-    def mapping(self, row: Any) -> Mapping[str, Any]:
-        return dict(row.items())
 
     async def close(self) -> None:
         await self._conn.close()

@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Final, Generic, Literal, TypeVar
 
+from trackops.core.errors import InvalidInputError
 from trackops.core.wire import Event, PackageStatus, TrackInfo
 
 __all__ = [
@@ -48,6 +49,14 @@ SortKey = Literal["updated", "status", "number"]
 SORT_KEYS: Final = ("updated", "status", "number")
 # The natural direction of each sort: newest update first; status in code order; number A-Z.
 SORT_DESCENDING: Final = {"updated": True, "status": False, "number": False}
+SORT_COLUMNS: Final = {
+    "updated": ("updated_at", "number"),
+    "status": ("package_status", "updated_at", "number"),
+    "number": ("number",),
+}
+"""The columns each sort orders by (and its keyset cursors hold)."""
+MAX_PAGE: Final = 1000
+"""The largest page a query gives."""
 
 
 # --------------------------------------------------------------------------- statuses and times
@@ -205,6 +214,47 @@ class SlimShipment:
     order_number: str | None
     email: str | None
     unknown_since: datetime | None = None
+
+
+SLIM_COLUMNS: Final = tuple(
+    "package_status" if f.name == "status_code" else f.name for f in fields(SlimShipment)
+)
+"""The ``shipments`` columns a ``SlimShipment`` is made of, in its fields' order."""
+
+
+def slim_shipment(values: Mapping[str, Any]) -> SlimShipment:
+    """The slim row of ``SLIM_COLUMNS``' values (a row mapping or a dict)."""
+    return SlimShipment(
+        number=values["number"],
+        carrier=values["carrier"],
+        status_code=int(values["package_status"]),
+        active=bool(values["active"]),
+        origin_country=values["origin_country"],
+        destination_country=values["destination_country"],
+        latest_event_raw=values["latest_event_raw"],
+        latest_event_time=values["latest_event_time"],
+        latest_event_location=values["latest_event_location"],
+        latest_event_description=values["latest_event_description"],
+        updated_at=values["updated_at"],
+        registered_at=values["registered_at"],
+        tag=values["tag"],
+        order_number=values["order_number"],
+        email=values["email"],
+        unknown_since=values["unknown_since"],
+    )
+
+
+def check_sort(sort: str) -> None:
+    """``InvalidInputError`` for a sort that is not one of ``SORT_KEYS``."""
+    if sort not in SORT_KEYS:
+        raise InvalidInputError(f"unknown sort {sort!r}; expected one of {', '.join(SORT_KEYS)}")
+
+
+def check_page_size(limit: int) -> int:
+    """``limit``, or ``InvalidInputError`` when it is not 1 to ``MAX_PAGE``."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInputError(f"page size must be 1 to {MAX_PAGE}, not {limit}")
+    return limit
 
 
 # --------------------------------------------------------------------------- cursors

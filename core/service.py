@@ -59,6 +59,8 @@ from trackops.core.records import (
     ShipmentRow,
     SortKey,
     TimelineEvent,
+    check_page_size,
+    check_sort,
     history_row,
     shipment_detail,
     shipment_row,
@@ -130,7 +132,6 @@ Actor = str
 """Who asked: ``cli:<user>``, ``tui``, ``slack:U123``, ``plugin:<name>``."""
 SendStatus = Literal["pending", "sent", "failed", "suppressed", "superseded"]
 Outcome = Literal["ok", "partial", "failed", "denied"]
-_MAX_PAGE = 1000
 _MAX_STAT_DAYS = 36500
 """Longest period ``statistics`` looks back over (a hundred years; more overflows dates)."""
 RESYNC_BATCH = 4000
@@ -388,10 +389,7 @@ class Service:
         return history_row(notification_record(values))
 
     def _filter(self, query: ShipmentQuery) -> queries.ShipmentFilter:
-        if query.sort not in queries.SORT_KEYS:
-            raise InvalidInputError(
-                f"unknown sort {query.sort!r}; expected one of {', '.join(queries.SORT_KEYS)}"
-            )
+        check_sort(query.sort)
         return queries.ShipmentFilter(
             statuses=frozenset(int(s) for s in query.statuses),
             search=query.search,
@@ -406,9 +404,7 @@ class Service:
 
     @staticmethod
     def _limit(limit: int) -> int:
-        if not 1 <= limit <= _MAX_PAGE:
-            raise InvalidInputError(f"page size must be 1 to {_MAX_PAGE}, not {limit}")
-        return limit
+        return check_page_size(limit)
 
     # ------------------------------------------------------------------ queries
 
