@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import socket
+import sys
 import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -174,3 +178,45 @@ def postgres_url() -> str | None:
 
 
 SKIP_POSTGRES = f"set {POSTGRES_URL_ENV} to run the store tests on PostgreSQL"
+
+
+@asynccontextmanager
+async def serve_process(
+    config: Path, *, env: dict[str, str] | None = None, start_within: float = 30
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``trackops --config CONFIG serve`` as a process of its own, once it says it listens
+    (``env``: added to this environment). What it logs is in ``proc.said``; it is killed if
+    still running when the block ends."""
+    trackops = Path(sys.executable).with_name("trackops")
+    proc = await asyncio.create_subprocess_exec(
+        str(trackops),
+        "--config",
+        str(config),
+        "serve",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    # serve logs a line per push: read stderr as it comes, or a full pipe would block it.
+    said = bytearray()
+    stderr = proc.stderr
+
+    async def drain() -> None:
+        while chunk := await stderr.read(65536):
+            said.extend(chunk)
+
+    draining = asyncio.create_task(drain())
+    proc.said = said  # type: ignore[attr-defined]
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=start_within)
+        if b"listening" not in line:
+            await proc.wait()
+            await draining
+            raise AssertionError(f"serve did not start: {line!r} {bytes(said[-2000:])!r}")
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        await asyncio.wait_for(draining, timeout=10)

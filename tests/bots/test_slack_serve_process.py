@@ -11,9 +11,7 @@ The other tests of the bot run the listener ``serve`` builds inside the test's p
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 import tomli_w
-from factories import KEY, free_port
+from factories import KEY, free_port, serve_process
 from slack_standin import (
     BOT_TOKEN,
     SIGNING_SECRET,
@@ -72,43 +70,19 @@ def write_config(tmp_path: Path, *, port: int, api: str, slack_api: str) -> Path
 
 
 @asynccontextmanager
-async def serve_process(config: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``trackops --config CONFIG serve`` until the block ends, then SIGTERM (as systemd stops
-    it): it must end with status 0, no traceback and no secret in what it logged."""
-    env = {
-        **os.environ,  # PYTHONPATH holds the example plugin (late_parcels_installed)
-        "PYTHONUNBUFFERED": "1",
+async def slack_serve(config: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``serve_process`` with the Slack secrets in its environment, then SIGTERM (as systemd
+    stops it): it must end with status 0, no traceback and no secret in what it logged."""
+    env = {  # PYTHONPATH (from os.environ) holds the example plugin (late_parcels_installed)
         "TRACKOPS_TEST_SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "TRACKOPS_TEST_SLACK_BOT_TOKEN": BOT_TOKEN,
     }
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("trackops")), "--config", str(config), "serve",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    assert proc.stdout is not None and proc.stderr is not None
-    said = bytearray()
-    stderr = proc.stderr
-
-    async def drain() -> None:
-        while chunk := await stderr.read(65536):
-            said.extend(chunk)
-
-    draining = asyncio.create_task(drain())
-    try:
-        line = await asyncio.wait_for(proc.stdout.readline(), timeout=WAIT)
-        if b"listening" not in line:
-            await proc.wait()
-            await draining
-            raise AssertionError(f"serve did not start: {line!r} {bytes(said[-2000:])!r}")
+    async with serve_process(config, env=env, start_within=WAIT) as proc:
         yield proc
         proc.send_signal(signal.SIGTERM)
+        said = proc.said  # type: ignore[attr-defined]
         assert await asyncio.wait_for(proc.wait(), timeout=WAIT) == 0, bytes(said[-2000:])
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await asyncio.wait_for(draining, timeout=10)
-    logged = bytes(said)
+    logged = bytes(proc.said)  # type: ignore[attr-defined]
     assert b"Traceback" not in logged, logged[-2000:]
     assert SIGNING_SECRET.encode() not in logged and BOT_TOKEN.encode() not in logged
 
@@ -154,7 +128,7 @@ async def test_serve_answers_slack_with_the_example_plugin_and_posts_alerts(
                     answer = (await slack_standin.wait_for_hook(hook)).body
                 return response.status, answer, hook
 
-        async with serve_process(path):
+        async with slack_serve(path):
             # help: the bot's own commands and the example plugin's, with its name
             status, answer, _ = await track("help", USER)
             shown = str(answer["blocks"])

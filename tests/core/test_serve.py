@@ -6,14 +6,11 @@ import asyncio
 import json
 import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import tomli_w
-from factories import KEY, free_port, make_info, push_body
+from factories import KEY, free_port, make_info, push_body, serve_process
 from trackops.core.config import load_settings
 from trackops.core.store import Store
 
@@ -36,43 +33,6 @@ def write_config(tmp_path: Path, port: int) -> Path:
         encoding="utf-8",
     )
     return path
-
-
-@asynccontextmanager
-async def serve_process(config: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    trackops = Path(sys.executable).with_name("trackops")
-    proc = await asyncio.create_subprocess_exec(
-        str(trackops),
-        "--config",
-        str(config),
-        "serve",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    # serve logs a line per push: read stderr as it comes, or a full pipe would block it.
-    said = bytearray()
-    stderr = proc.stderr
-
-    async def drain() -> None:
-        while chunk := await stderr.read(65536):
-            said.extend(chunk)
-
-    draining = asyncio.create_task(drain())
-    proc.said = said  # type: ignore[attr-defined]
-    try:
-        line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
-        if b"listening" not in line:
-            await proc.wait()
-            await draining
-            raise AssertionError(f"serve did not start: {line!r} {bytes(said[-2000:])!r}")
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
-        await asyncio.wait_for(draining, timeout=10)
 
 
 async def test_kill_9_during_a_burst_loses_no_acknowledged_push(tmp_path: Path) -> None:
